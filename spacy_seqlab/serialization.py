@@ -1,0 +1,89 @@
+"""Safe serialization of torch state and tokenizer files: safetensors and msgpack, never pickle.
+
+Used by every component's torch modules (through thinc's ``PyTorchWrapper_v3`` callbacks),
+so that loading a pipeline never unpickles anything from the artifact.
+"""
+
+from pathlib import Path
+from typing import Any, Dict
+
+import srsly
+import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
+
+FORMAT_VERSION = 1
+
+
+class ArtifactError(ValueError):
+    """A saved component cannot be restored: truncated, corrupted, or made for something else."""
+
+
+def state_to_bytes(state: Dict[str, torch.Tensor]) -> bytes:
+    """A state dict as safetensors bytes; tensors sharing storage (tied weights) are stored once each."""
+    seen: Dict[tuple, str] = {}
+    tensors: Dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tensor.device.type)
+        # safetensors refuses shared storage: copy the second and later aliases.
+        tensors[name] = tensor.detach().clone().contiguous() if key in seen else tensor.detach().contiguous()
+        seen.setdefault(key, name)
+    return safetensors_save({name: t.cpu() for name, t in tensors.items()})
+
+
+def state_from_bytes(data: bytes) -> Dict[str, torch.Tensor]:
+    """Inverse of :func:`state_to_bytes`, with a clear error for damaged data."""
+    try:
+        return safetensors_load(bytes(data))
+    except Exception as err:  # safetensors raises its own error types
+        raise ArtifactError(f"Saved weights are damaged or not safetensors data ({err}); re-save the pipeline") from err
+
+
+def directory_to_files(path: Path) -> Dict[str, bytes]:
+    """Every regular file directly in ``path`` (tokenizer and config files), by name."""
+    return {p.name: p.read_bytes() for p in sorted(Path(path).iterdir()) if p.is_file()}
+
+
+def files_to_directory(files: Dict[str, bytes], path: Path) -> Path:
+    """Write files from :func:`directory_to_files` into ``path``; names must be plain file names."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ArtifactError(f"Refusing to write file {name!r} from a saved pipeline: not a plain file name")
+        (path / name).write_bytes(data)
+    return path
+
+
+def pack(kind: str, payload: Dict[str, Any]) -> bytes:
+    """msgpack ``payload`` with a header naming what it is and the format version."""
+    return srsly.msgpack_dumps({"kind": kind, "format": FORMAT_VERSION, **payload})
+
+
+def unpack(kind: str, data: bytes) -> Dict[str, Any]:
+    """Inverse of :func:`pack`, checking the header."""
+    try:
+        msg = srsly.msgpack_loads(data)
+    except Exception as err:
+        raise ArtifactError(f"Saved {kind} is truncated or corrupted ({err}); re-save or re-train the pipeline") from err
+    if not isinstance(msg, dict) or msg.get("kind") != kind:
+        found = msg.get("kind") if isinstance(msg, dict) else type(msg).__name__
+        raise ArtifactError(f"Expected saved {kind}, found {found!r}: the pipeline's files do not match its config")
+    if msg.get("format") != FORMAT_VERSION:
+        raise ArtifactError(f"Saved {kind} has format {msg.get('format')}, this spacy-seqlab reads {FORMAT_VERSION}")
+    return msg
+
+
+def serialize_module(module: torch.nn.Module) -> bytes:
+    """``PyTorchWrapper_v3`` ``serialize_model`` callback for small modules (heads): safetensors state."""
+    return pack("torch-module", {"state": state_to_bytes(module.state_dict())})
+
+
+def deserialize_module(module: torch.nn.Module, data: bytes, device: torch.device) -> torch.nn.Module:
+    """``PyTorchWrapper_v3`` ``deserialize_model`` callback matching :func:`serialize_module`."""
+    state = state_from_bytes(unpack("torch-module", data)["state"])
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ArtifactError(f"Saved weights do not fit {type(module).__name__}: {err}") from err
+    return module.to(device)

@@ -1,0 +1,129 @@
+"""Where a component's labels live on a Doc: ``doc.ents``, ``doc.spans[KEY]``, ``token.tag_`` or ``token.pos_``.
+
+A :class:`Target` reads gold labels from an :class:`~spacy.training.Example` (aligned to
+the predicted tokenization, ``None`` where a token is misaligned or unannotated, so that
+it is ignored by the loss rather than read as ``O``), reads a Doc's own annotation as
+tags (for scoring), and writes predicted tag ids back to Docs.
+"""
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Set
+
+import numpy
+from spacy.attrs import POS, TAG
+from spacy.parts_of_speech import IDS as UPOS_IDS
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example
+from spacy.util import filter_spans
+
+from .schemes import SPAN_SCHEMES, Span as SpanTuple, TagSet, convert_tags, spans_to_tags, validate_scheme
+
+TARGET_FORMS = ("ents", "spans:KEY", "tag", "pos")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed ``target`` setting: ``kind`` is ents, spans, tag or pos; ``key`` the span group key."""
+
+    kind: str
+    key: Optional[str] = None
+
+    @classmethod
+    def parse(cls, value: str) -> "Target":
+        """Parse ``"ents"``, ``"spans:KEY"``, ``"tag"`` or ``"pos"``; anything else raises a ValueError."""
+        if value in ("ents", "tag", "pos"):
+            return cls(value)
+        if isinstance(value, str) and value.startswith("spans:") and value[len("spans:") :].strip():
+            return cls("spans", value[len("spans:") :])
+        raise ValueError(f"Invalid target {value!r}: expected one of {', '.join(TARGET_FORMS)}")
+
+    def __str__(self) -> str:
+        return f"spans:{self.key}" if self.kind == "spans" else self.kind
+
+    @property
+    def is_span(self) -> bool:
+        return self.kind in ("ents", "spans")
+
+    @property
+    def default_scheme(self) -> str:
+        return "iob2" if self.is_span else "tags"
+
+    def check_scheme(self, scheme: str) -> str:
+        """Span targets need a span scheme; ``pos`` needs plain tags; ``tag`` takes any (chunk tags live there)."""
+        validate_scheme(scheme)
+        if self.is_span and scheme not in SPAN_SCHEMES:
+            raise ValueError(f"Target {self} holds spans: scheme must be one of {', '.join(SPAN_SCHEMES)}, not {scheme!r}")
+        if self.kind == "pos" and scheme != "tags":
+            raise ValueError(f"Target pos holds Universal POS tags: scheme must be 'tags', not {scheme!r}")
+        return scheme
+
+    # -- reading -------------------------------------------------------------------------
+
+    def doc_spans(self, doc: Doc) -> List[SpanTuple]:
+        """The Doc's own spans for this target, overlaps resolved by keeping the longest."""
+        if self.kind == "ents":
+            spans: Sequence[Span] = doc.ents
+        elif self.kind == "spans":
+            spans = filter_spans(doc.spans[self.key]) if self.key in doc.spans else []
+        else:
+            raise ValueError(f"Target {self} holds per-token tags, not spans")
+        return [(s.start, s.end, s.label_) for s in spans]
+
+    def doc_tags(self, doc: Doc, scheme: str) -> List[str]:
+        """The Doc's own annotation as one tag per token (``O`` or ``""`` where there is none)."""
+        if self.is_span:
+            return spans_to_tags(len(doc), self.doc_spans(doc), scheme)
+        return [t.tag_ if self.kind == "tag" else t.pos_ for t in doc]
+
+    def labels_in(self, doc: Doc, scheme: str) -> Set[str]:
+        """Labels annotated in ``doc`` (span labels, or the tag values themselves)."""
+        if self.is_span:
+            return {label for _, _, label in self.doc_spans(doc)}
+        tags = {tag for tag in self.doc_tags(doc, scheme) if tag}
+        if scheme in SPAN_SCHEMES:  # chunk tags stored in token.tag_
+            return {tag.split("-", 1)[1] for tag in tags if tag != "O"}
+        return tags
+
+    def gold_tags(self, example: Example, scheme: str) -> List[Optional[str]]:
+        """Gold tags aligned to ``example.predicted``; ``None`` marks tokens to ignore."""
+        if self.kind == "ents":
+            return convert_tags(example.get_aligned_ner(), scheme)
+        if self.kind == "spans":
+            if self.key not in example.reference.spans:
+                return [None] * len(example.predicted)
+            aligned = example.get_aligned_spans_y2x(example.reference.spans[self.key], allow_overlap=True)
+            tags: List[Optional[str]] = list(
+                spans_to_tags(len(example.predicted), [(s.start, s.end, s.label_) for s in filter_spans(aligned)], scheme)
+            )
+            unaligned = example.alignment.x2y.lengths == 0
+            for i in numpy.flatnonzero(unaligned):
+                tags[int(i)] = None
+            return tags
+        values = example.get_aligned("TAG" if self.kind == "tag" else "POS", as_string=True)
+        return [value or None for value in values]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, doc: Doc, tag_ids: numpy.ndarray, tagset: TagSet, *, repair: str = "strict") -> None:
+        """Write one Doc's predicted tag ids (one per token) to this target."""
+        if len(tag_ids) != len(doc):
+            raise ValueError(f"Got {len(tag_ids)} predictions for a Doc of {len(doc)} tokens")
+        if self.is_span:
+            spans = [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)]
+            if self.kind == "ents":
+                doc.set_ents(spans, default="outside")
+            else:
+                doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=spans)
+            return
+        values = self._attr_values(doc, tagset)
+        if len(doc):
+            doc.from_array([TAG if self.kind == "tag" else POS], values[tag_ids].reshape(-1, 1))
+
+    def _attr_values(self, doc: Doc, tagset: TagSet) -> numpy.ndarray:
+        """The attribute value (string hash or UPOS id) of each tag id."""
+        if self.kind == "pos":
+            unknown = [tag for tag in tagset.tags if tag not in UPOS_IDS]
+            if unknown:
+                raise ValueError(f"Target pos needs Universal POS tags; not UPOS: {unknown}")
+            return numpy.array([UPOS_IDS[tag] for tag in tagset.tags], dtype=numpy.uint64)
+        return numpy.array([doc.vocab.strings.add(tag) for tag in tagset.tags], dtype=numpy.uint64)

@@ -1,0 +1,60 @@
+"""Every registered name resolves from a fresh interpreter through its entry point, and nothing is registered without one."""
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import spacy_seqlab
+
+GROUPS = ("spacy_factories", "spacy_architectures", "spacy_scorers", "spacy_readers", "spacy_misc", "spacy_cli")
+
+
+def _declared():
+    return {(group, ep.name): ep.value for group in GROUPS for ep in entry_points(group=group) if ep.value.startswith("spacy_seqlab")}
+
+
+def test_entry_points_are_declared_and_versioned():
+    declared = _declared()
+    assert declared, "spacy-seqlab is not installed with its entry points (pip install -e .)"
+    for (group, name), _ in declared.items():
+        if group in ("spacy_architectures", "spacy_scorers", "spacy_readers", "spacy_misc"):
+            assert name.startswith("spacy_seqlab.") and name.rsplit(".", 1)[-1].startswith("v"), name
+
+
+def test_every_name_resolves_in_a_fresh_interpreter():
+    declared = sorted(_declared())
+    script = """
+import json, sys
+from spacy.util import registry
+import spacy
+out = {}
+for group, name in json.loads(sys.argv[1]):
+    if group == "spacy_factories":
+        out[name] = spacy.Language.has_factory(name) or bool(registry.factories.get(name))
+    elif group == "spacy_cli":
+        registry.cli.get_all()
+        out[name] = True
+    else:
+        out[name] = callable(registry.get(group[len("spacy_"):], name))
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", script, json.dumps(declared)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resolved = json.loads(result.stdout.strip().splitlines()[-1])
+    assert resolved == {name: True for _, name in declared}
+
+
+def test_everything_registered_has_an_entry_point():
+    """Importing every module must not register a name that the entry points do not expose."""
+    from spacy.util import registry
+
+    for module in pkgutil.iter_modules(spacy_seqlab.__path__):
+        if module.name != "__main__":
+            importlib.import_module(f"spacy_seqlab.{module.name}")
+    declared = {name for _, name in _declared()}
+    for reg_name in ("architectures", "scorers", "readers", "misc"):
+        names = {n for n in getattr(registry, reg_name).get_all() if n.startswith("spacy_seqlab.")}
+        assert names <= declared, f"{reg_name}: {sorted(names - declared)} lack an entry point in setup.cfg"
