@@ -16,7 +16,7 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.util import filter_spans
 
-from .schemes import SPAN_SCHEMES, Span as SpanTuple, TagSet, convert_tags, spans_to_tags, validate_scheme
+from .schemes import OUTSIDE, SPAN_SCHEMES, Span as SpanTuple, TagSet, convert_tags, repair_tags, spans_to_tags, validate_scheme
 
 TARGET_FORMS = ("ents", "spans:KEY", "tag", "pos")
 
@@ -91,14 +91,22 @@ class Target:
         if self.kind == "spans":
             if self.key not in example.reference.spans:
                 return [None] * len(example.predicted)
-            aligned = example.get_aligned_spans_y2x(example.reference.spans[self.key], allow_overlap=True)
+            gold_spans = example.reference.spans[self.key]
+            aligned = filter_spans(example.get_aligned_spans_y2x(gold_spans, allow_overlap=True))
             tags: List[Optional[str]] = list(
-                spans_to_tags(len(example.predicted), [(s.start, s.end, s.label_) for s in filter_spans(aligned)], scheme)
+                spans_to_tags(len(example.predicted), [(s.start, s.end, s.label_) for s in aligned], scheme)
             )
-            unaligned = example.alignment.x2y.lengths == 0
-            for i in numpy.flatnonzero(unaligned):
-                tags[int(i)] = None
-            return tags
+            # "O" only where every aligned gold token is outside all gold spans (as get_aligned_ner
+            # does): tokens of a span that does not align, or was dropped as an overlap, are unknown.
+            in_gold_span = numpy.zeros(len(example.reference), dtype=bool)
+            for span in gold_spans:
+                in_gold_span[span.start : span.end] = True
+            x2y = example.alignment.x2y
+            links_in_span = numpy.bincount(
+                numpy.repeat(numpy.arange(len(tags)), x2y.lengths), weights=in_gold_span[x2y.data], minlength=len(tags)
+            )
+            unknown = (x2y.lengths == 0) | (links_in_span > 0)
+            return [None if tag == OUTSIDE and unknown[i] else tag for i, tag in enumerate(tags)]
         values = example.get_aligned("TAG" if self.kind == "tag" else "POS", as_string=True)
         return [value or None for value in values]
 
@@ -108,6 +116,8 @@ class Target:
         """Write one Doc's predicted tag ids (one per token) to this target."""
         if len(tag_ids) != len(doc):
             raise ValueError(f"Got {len(tag_ids)} predictions for a Doc of {len(doc)} tokens")
+        if len(tag_ids) and (tag_ids.min() < 0 or tag_ids.max() >= len(tagset)):
+            raise ValueError(f"Tag ids must be in [0, {len(tagset)}), got {tag_ids.min()}..{tag_ids.max()}")
         if self.is_span:
             spans = [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)]
             if self.kind == "ents":
@@ -116,6 +126,8 @@ class Target:
                 doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=spans)
             return
         values = self._attr_values(doc, tagset)
+        if tagset.is_span:  # chunk tags in token.tag_: store the well-formed reading
+            tag_ids = tagset.encode(repair_tags([tagset.tags[i] for i in tag_ids], tagset.scheme, repair=repair))
         if len(doc):
             doc.from_array([TAG if self.kind == "tag" else POS], values[tag_ids].reshape(-1, 1))
 
