@@ -17,7 +17,7 @@ The torch side lives in :class:`HFBackboneModule`, wrapped with thinc's
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy
 import torch
@@ -31,6 +31,7 @@ from .loading import MODEL_CLASSES, load_model, load_tokenizer, model_from_confi
 from .lora import LoraSettings
 from .serialization import ArtifactError, directory_to_files, files_to_directory, pack, state_from_bytes, state_to_bytes, unpack
 from .types import DocFeaturesModel
+from .unmasking import apply_unmasking, validate_unmask
 from .windows import plan_windows, validate_window
 
 POOLINGS = ("first", "last", "mean")
@@ -49,8 +50,13 @@ class BackboneSettings:
     model_class: str = field(default="base", metadata={"help": "'base' (hidden states) or 'causal-lm' (with the LM head)."})
     dtype: str = field(default="float32", metadata={"help": "Weights dtype of the base: float32, bfloat16, float16 or auto."})
     attn_implementation: Optional[str] = field(default=None, metadata={"help": "transformers attention backend, e.g. 'sdpa' or 'eager'; default: the model's."})
+    unmask: Union[str, List[int]] = field(
+        default="none",
+        metadata={"help": "Decoder layers without the causal mask: 'none', 'all', a bit string over layer groups ('0011': upper half) or layer indices."},
+    )
     lora: Optional[LoraSettings] = field(default=None, metadata={"help": "LoRA adapters (the base is then frozen); null for none."})
     freeze: bool = field(default=False, metadata={"help": "Without LoRA: keep all backbone weights fixed (features only)."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the base in 4-bit NF4 (CUDA and bitsandbytes needed); saved as adapter only."})
     pooling: str = field(default="first", metadata={"help": "Piece vectors → token vector: 'first', 'last' (for causal decoders) or 'mean'."})
     window: int = field(default=256, metadata={"help": "Pieces per window (special tokens not counted); longer Docs get several windows."})
     stride: int = field(default=192, metadata={"help": "Pieces between window starts; window - stride pieces of overlap."})
@@ -68,10 +74,13 @@ class BackboneSettings:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         validate_window(self.window, self.stride)
+        validate_unmask(self.unmask)
         if not isinstance(self.max_batch_tokens, int) or self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be a positive integer, got {self.max_batch_tokens!r}")
         if self.lora is not None and self.freeze:
             raise ValueError("freeze = true with lora: LoRA already freezes the base; set one of them")
+        if self.load_in_4bit and (self.lora is None or self.save_base):
+            raise ValueError("load_in_4bit needs lora (a 4-bit base cannot be trained) and save_base = false or null")
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -117,6 +126,7 @@ class HFBackboneModule(torch.nn.Module):
         self.tokenizer: Any = None
         self.prefix: List[int] = []
         self.suffix: List[int] = []
+        self.unmasked_layers: List[int] = []
         # Callbacks run on the transformer each time it is built (e.g. attention changes).
         self.build_hooks: List[Callable[["HFBackboneModule"], None]] = []
 
@@ -144,8 +154,24 @@ class HFBackboneModule(torch.nn.Module):
         s = self.settings
         source = resolve_source(s.name, s.gguf_file)
         tokenizer = load_tokenizer(source, s.revision)
-        model = load_model(source, kind=s.model_class, revision=s.revision, dtype=s.dtype, attn_implementation=s.attn_implementation)
+        model = self._load_base(source)
         self._install(tokenizer, model, apply_lora=True)
+
+    def _load_base(self, source: str) -> torch.nn.Module:
+        s = self.settings
+        if not s.load_in_4bit:
+            return load_model(source, kind=s.model_class, revision=s.revision, dtype=s.dtype, attn_implementation=s.attn_implementation)
+        model = load_model(
+            source,
+            kind=s.model_class,
+            revision=s.revision,
+            dtype="bfloat16",
+            attn_implementation=s.attn_implementation,
+            quantization_config=four_bit_config(),
+        )
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
 
     def _install(self, tokenizer: Any, model: torch.nn.Module, *, apply_lora: bool) -> None:
         s = self.settings
@@ -158,13 +184,16 @@ class HFBackboneModule(torch.nn.Module):
                 f"window = {s.window} pieces plus {n_special} special tokens exceeds the {max_positions} positions "
                 f"of {s.name!r}; set window <= {max_positions - n_special}"
             )
+        # Attention changes go on the bare transformer (inside any LM head), before LoRA wraps it.
+        self.unmasked_layers = apply_unmasking(getattr(model, model.base_model_prefix, model), s.unmask)
         if s.lora is not None and apply_lora:
             model = s.lora.apply(model)
         elif s.freeze:
             model.requires_grad_(False)
         if s.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.transformer = model.to(get_torch_default_device())
+        # A quantized model is placed on its GPU by bitsandbytes and cannot be moved.
+        self.transformer = model if s.load_in_4bit else model.to(get_torch_default_device())
         for hook in self.build_hooks:
             hook(self)
 
@@ -185,8 +214,10 @@ class HFBackboneModule(torch.nn.Module):
         if self.transformer is None:
             raise RuntimeError(_NOT_LOADED)
         states = []
+        # A KV cache is useless for one full-sequence pass and costs memory.
+        extra = {"use_cache": False} if getattr(self.base_model.config, "use_cache", None) is not None else {}
         for input_ids, attention_mask in batch.chunks:
-            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
             states.append(hidden.reshape(-1, hidden.shape[-1]))
         flat = states[0] if len(states) == 1 else torch.cat(states)
         pieces = flat.index_select(0, batch.piece_index)
@@ -209,6 +240,8 @@ class HFBackboneModule(torch.nn.Module):
         s = self.settings
         if s.lora is None and not s.freeze:
             return True  # fine-tuned weights exist nowhere else
+        if s.load_in_4bit:
+            return False
         if s.save_base is not None:
             return s.save_base
         return sum(p.numel() for p in self.base_model.parameters()) <= SAVE_BASE_MAX_PARAMS
@@ -244,7 +277,7 @@ class HFBackboneModule(torch.nn.Module):
             return self
         saved = BackboneSettings.from_dict(msg["settings"])
         s = self.settings
-        for name in ("model_class", "lora"):
+        for name in ("model_class", "lora", "unmask"):
             if getattr(saved, name) != getattr(s, name):
                 raise ArtifactError(
                     f"The saved backbone was trained with {name} = {getattr(saved, name)!r} but the config says "
@@ -273,7 +306,7 @@ class HFBackboneModule(torch.nn.Module):
         """The base model an adapter-only artifact was trained on, checked against its saved config."""
         s = self.settings
         try:
-            model = load_model(resolve_source(s.name, s.gguf_file), kind=s.model_class, revision=s.revision, dtype=s.dtype, attn_implementation=s.attn_implementation)
+            model = self._load_base(resolve_source(s.name, s.gguf_file))
         except Exception as err:
             raise ArtifactError(
                 f"This pipeline stores only a LoRA adapter; its base model {s.name!r} (revision {s.revision}) could not "
@@ -287,6 +320,21 @@ class HFBackboneModule(torch.nn.Module):
                     f"{saved_config.get(key)!r} in the artifact but {found.get(key)!r} in the base"
                 )
         return model
+
+
+def four_bit_config() -> Any:
+    """QLoRA's quantization (NF4, double quantization, bf16 compute); a clear error where it cannot run."""
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        raise ValueError("load_in_4bit needs a CUDA GPU (bitsandbytes 4-bit kernels); set load_in_4bit = false on CPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError("load_in_4bit needs the bitsandbytes package: pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+    )
 
 
 _NOT_LOADED = "The backbone has no weights yet: call nlp.initialize() (or spacy train), or load a trained pipeline"
@@ -431,8 +479,10 @@ def build_hf_backbone(
     model_class: str = "base",
     dtype: str = "float32",
     attn_implementation: Optional[str] = None,
+    unmask: Union[str, List[int]] = "none",
     lora: Optional[Dict[str, Any]] = None,
     freeze: bool = False,
+    load_in_4bit: bool = False,
     pooling: str = "first",
     window: int = 256,
     stride: int = 192,
@@ -451,8 +501,10 @@ def build_hf_backbone(
         model_class=model_class,
         dtype=dtype,
         attn_implementation=attn_implementation,
+        unmask=unmask,
         lora=LoraSettings.from_config(lora),
         freeze=freeze,
+        load_in_4bit=load_in_4bit,
         pooling=pooling,
         window=window,
         stride=stride,
