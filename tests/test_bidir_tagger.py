@@ -160,3 +160,23 @@ def test_spacy_train_evaluate_and_package(tiny_model_dir, tmp_path):
     env = {"PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
+
+
+def test_labels_from_initialize_settings_and_misaligned_gold_is_ignored(tiny_model_dir):
+    nlp = _tagger_nlp(tiny_model_dir("llama"), lora=None)
+    tagger = nlp.get_pipe("seqlab_bidir_tagger")
+    reference = Doc(
+        nlp.vocab, words=["New", "York", "-", "based", "firm"], spaces=[True, False, False, True, False], ents=["B-LOC", "I-LOC", "O", "O", "O"]
+    )
+    # "York-based" straddles the gold entity's end: its gold, and that of "New", cannot be known.
+    example = Example(Doc(nlp.vocab, words=["New", "York-based", "firm"]), reference)
+    tagger.initialize(lambda: [example], nlp=nlp, labels=["LOC", "PER"])
+    assert tagger.labels == ("LOC", "PER")
+    scores = tagger.model.predict([example.predicted])
+    loss, d_scores = tagger.get_loss([example], scores)
+    gold = tagger.target.gold_tags(example, "iob2")
+    assert gold == [None, None, "O"]
+    for row, tag in zip(d_scores[0], gold):
+        # Tokens without gold get no gradient; the others push towards their gold tag.
+        assert (not row.any()) if tag is None else row[tagger.tagset.index[tag]] < 0
+    assert loss > 0
