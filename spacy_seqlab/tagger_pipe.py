@@ -28,6 +28,24 @@ from .targets import Target
 DEFAULT_SCORE_WEIGHTS = {"seqeval_f": 1.0, "seqeval_p": 0.0, "seqeval_r": 0.0, "seqeval_per_type": None}
 
 
+def cross_entropy(ops: Any, probs: Floats2d, gold: numpy.ndarray) -> Tuple[float, Floats2d]:
+    """Summed cross-entropy of softmax outputs ``probs`` against ids ``gold`` (-1: ignored), and its
+    gradient with respect to the softmax inputs."""
+    gold = ops.asarray1i(gold)
+    rows = ops.xp.nonzero(gold >= 0)[0]
+    d_probs = probs.copy()
+    d_probs[rows, gold[rows]] -= 1.0
+    d_probs[gold < 0] = 0.0
+    loss = float(-ops.xp.log(ops.xp.clip(probs[rows, gold[rows]], 1e-12, None)).sum())
+    return loss, d_probs
+
+
+def split_rows(array: Any, lengths: Sequence[int]) -> List[Any]:
+    """Split a concatenation of per-Doc rows back into one array per Doc."""
+    bounds = numpy.cumsum([0] + list(lengths))
+    return [array[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+
+
 class SequenceTagger(TrainablePipe):
     """Predicts one label per token and writes them to ``doc.ents``, ``doc.spans[KEY]``, ``tag_`` or ``pos_``."""
 
@@ -81,7 +99,8 @@ class SequenceTagger(TrainablePipe):
         if not any(len(doc) for doc in docs):
             return [self.model.ops.alloc1i(len(doc)) for doc in docs]
         scores = self.model.predict(docs)
-        return [numpy.asarray(self.model.ops.to_numpy(s).argmax(axis=1), dtype=numpy.int64) for s in scores]
+        n_tags = len(self.tagset)  # models may append auxiliary outputs after the tag columns
+        return [numpy.asarray(self.model.ops.to_numpy(s[:, :n_tags]).argmax(axis=1), dtype=numpy.int64) for s in scores]
 
     def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
         target, tagset, repair = self.target, self.tagset, self.cfg["repair"]
@@ -123,17 +142,10 @@ class SequenceTagger(TrainablePipe):
         """Cross-entropy (summed over tokens) against gold tag ids; tokens with no gold get no gradient."""
         validate_examples(examples, "SequenceTagger.get_loss")
         ops = self.model.ops
-        truths = [self._gold_ids(eg) for eg in examples]
-        lengths = [len(t) for t in truths]
+        gold = numpy.concatenate([self._gold_ids(eg) for eg in examples]) if examples else numpy.zeros(0, numpy.int64)
         probs = ops.xp.concatenate(scores) if scores else ops.alloc2f(0, len(self.tagset))
-        gold = ops.asarray1i(numpy.concatenate(truths)) if truths else ops.alloc1i(0)
-        rows = ops.xp.nonzero(gold >= 0)[0]
-        d_probs = probs.copy()
-        d_probs[rows, gold[rows]] -= 1.0
-        d_probs[gold < 0] = 0.0
-        loss = float(-ops.xp.log(ops.xp.clip(probs[rows, gold[rows]], 1e-12, None)).sum())
-        bounds = numpy.cumsum([0] + lengths)
-        return loss, [d_probs[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
+        loss, d_probs = cross_entropy(ops, probs, gold)
+        return loss, split_rows(d_probs, [len(s) for s in scores])
 
     def _gold_ids(self, example: Example) -> numpy.ndarray:
         tags = self.target.gold_tags(example, self.cfg["scheme"])
