@@ -231,12 +231,7 @@ def find_copula_with_preposition(predicate: Token, relation: TokenRange) -> Iter
         # the complement's own modifiers ("the largest", "proud") and nothing after the head.
         if preposition is None or preposition.i != complement.i + 1:
             continue
-        pobj = _prepositional_object(preposition)
-        if pobj is not None:
-            extended = (relation[0], preposition.i + 1)
-            obj = _object_after(pobj, extended[1])
-            if obj is not None:
-                yield extended, obj
+        yield from _through_preposition(relation, preposition)
 
 
 def find_direct_object(predicate: Token, relation: TokenRange) -> Iterator[Tuple[TokenRange, TokenRange]]:
@@ -258,12 +253,17 @@ def find_prepositional_object(predicate: Token, relation: TokenRange) -> Iterato
             continue
         if not _only_adverbs_between(doc, relation[1], preposition.i):
             continue
-        pobj = _prepositional_object(preposition)
-        if pobj is not None:
-            extended = (relation[0], preposition.i + 1)
-            obj = _object_after(pobj, extended[1])
-            if obj is not None:
-                yield extended, obj
+        yield from _through_preposition(relation, preposition)
+
+
+def _through_preposition(relation: TokenRange, preposition: Token) -> Iterator[Tuple[TokenRange, TokenRange]]:
+    """The relation extended up to and including ``preposition``, with the preposition's object."""
+    pobj = _prepositional_object(preposition)
+    if pobj is not None:
+        extended = (relation[0], preposition.i + 1)
+        obj = _object_after(pobj, extended[1])
+        if obj is not None:
+            yield extended, obj
 
 
 def _open_complement(predicate: Token) -> Optional[Token]:

@@ -31,9 +31,13 @@ import json, sys
 from spacy.util import registry
 import spacy
 out = {}
-for group, name in json.loads(sys.argv[1]):
+# Factories first, so no other entry point has imported their modules: spaCy loads the
+# spacy_factories entry points when a Language is created.
+for group, name in sorted(json.loads(sys.argv[1]), key=lambda item: item[0] != "spacy_factories"):
     if group == "spacy_factories":
-        out[name] = spacy.Language.has_factory(name) or bool(registry.factories.get(name))
+        nlp = spacy.blank("en")
+        # Building the default component checks its default config (weights load only at initialize).
+        out[name] = spacy.Language.has_factory(name) and nlp.add_pipe(name) is not None
     elif group == "spacy_cli":
         registry.cli.get_all()
         out[name] = True
