@@ -119,17 +119,22 @@ class Target:
         if len(tag_ids) and (tag_ids.min() < 0 or tag_ids.max() >= len(tagset)):
             raise ValueError(f"Tag ids must be in [0, {len(tagset)}), got {tag_ids.min()}..{tag_ids.max()}")
         if self.is_span:
-            spans = [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)]
-            if self.kind == "ents":
-                doc.set_ents(spans, default="outside")
-            else:
-                doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=spans)
+            self.write_spans(doc, [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)])
             return
         values = self._attr_values(doc, tagset)
         if tagset.is_span:  # chunk tags in token.tag_: store the well-formed reading
             tag_ids = tagset.encode(repair_tags([tagset.tags[i] for i in tag_ids], tagset.scheme, repair=repair))
         if len(doc):
             doc.from_array([TAG if self.kind == "tag" else POS], values[tag_ids].reshape(-1, 1))
+
+    def write_spans(self, doc: Doc, spans: Sequence[Span]) -> None:
+        """Replace the Doc's annotation for this span target with ``spans`` (non-overlapping)."""
+        if self.kind == "ents":
+            doc.set_ents(list(spans), default="outside")
+        elif self.kind == "spans":
+            doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=list(spans))
+        else:
+            raise ValueError(f"Target {self} holds per-token tags, not spans")
 
     def _attr_values(self, doc: Doc, tagset: TagSet) -> numpy.ndarray:
         """The attribute value (string hash or UPOS id) of each tag id."""

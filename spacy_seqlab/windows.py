@@ -8,7 +8,7 @@ window k to k+1 at the midpoint between their centres. Nothing is truncated.
 """
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
 import numpy
 
@@ -66,3 +66,9 @@ def plan_windows(n_pieces: Sequence[int], window: int, stride: int) -> WindowPla
         empty = numpy.zeros(0, dtype=numpy.int64)
         return WindowPlan(empty, empty, empty, empty, empty)
     return WindowPlan(*(numpy.concatenate(parts) for parts in (docs, starts, ends, owners, offsets)))
+
+
+def window_ranges(n_pieces: int, window: int, stride: int) -> List[Tuple[int, int]]:
+    """The (start, end) ranges of the windows over one sequence of ``n_pieces``."""
+    plan = plan_windows([n_pieces], window, stride)
+    return list(zip(plan.start.tolist(), plan.end.tolist()))

@@ -9,7 +9,16 @@ from importlib.metadata import entry_points
 
 import spacy_seqlab
 
-GROUPS = ("spacy_factories", "spacy_architectures", "spacy_scorers", "spacy_readers", "spacy_misc", "spacy_cli")
+GROUPS = (
+    "spacy_factories",
+    "spacy_architectures",
+    "spacy_scorers",
+    "spacy_readers",
+    "spacy_misc",
+    "spacy_cli",
+    "thinc_llm_tasks",  # spacy-llm creates its registries in thinc's namespace
+    "thinc_llm_models",
+)
 
 
 def _declared():
@@ -20,7 +29,7 @@ def test_entry_points_are_declared_and_versioned():
     declared = _declared()
     assert declared, "spacy-seqlab is not installed with its entry points (pip install -e .)"
     for (group, name), _ in declared.items():
-        if group in ("spacy_architectures", "spacy_scorers", "spacy_readers", "spacy_misc"):
+        if group not in ("spacy_factories", "spacy_cli"):
             assert name.startswith("spacy_seqlab.") and name.rsplit(".", 1)[-1].startswith("v"), name
 
 
@@ -41,6 +50,9 @@ for group, name in sorted(json.loads(sys.argv[1]), key=lambda item: item[0] != "
     elif group == "spacy_cli":
         registry.cli.get_all()
         out[name] = True
+    elif group.startswith("thinc_llm_"):
+        from spacy_llm.registry import registry as llm_registry
+        out[name] = callable(llm_registry.get(group[len("thinc_"):], name))
     else:
         out[name] = callable(registry.get(group[len("spacy_"):], name))
 print(json.dumps(out))
@@ -59,6 +71,8 @@ def test_everything_registered_has_an_entry_point():
         if module.name != "__main__":
             importlib.import_module(f"spacy_seqlab.{module.name}")
     declared = {name for _, name in _declared()}
-    for reg_name in ("architectures", "scorers", "readers", "misc"):
-        names = {n for n in getattr(registry, reg_name).get_all() if n.startswith("spacy_seqlab.")}
+    from spacy_llm.registry import registry as llm_registry
+
+    for reg_name in ("architectures", "scorers", "readers", "misc", "llm_tasks", "llm_models"):
+        names = {n for n in getattr(llm_registry, reg_name).get_all() if n.startswith("spacy_seqlab.")}
         assert names <= declared, f"{reg_name}: {sorted(names - declared)} lack an entry point in setup.cfg"

@@ -1,0 +1,134 @@
+"""Batched greedy generation with a causal LM, and constrained decoding of SIFT responses.
+
+Prompts are sorted by length, left-padded once per chunk of at most ``max_batch_tokens``
+padded tokens, and generated with the KV cache until the end-of-sequence token. The
+optional :class:`LineConstraint` restricts each step to tokens that continue a response
+line the format allows: a span of the input at or after the previous one, and a known label.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.tokens import Doc
+
+from .sft_format import NO_SPANS, candidate_lines
+
+_END = -1  # trie key marking a complete line; its value is the span's end token
+_NONE_END = -2  # the value for the "(none)" line, after which only the end of sequence may come
+
+
+class LineConstraint:
+    """Allowed next tokens for one query while its response is generated.
+
+    A trie over the token ids of every line the format allows next (see
+    :func:`~spacy_seqlab.sft_format.candidate_lines`); after a complete line come a newline
+    (and the next line, from the end of that span on) or the end-of-sequence token.
+    """
+
+    def __init__(self, doc: Doc, labels: Sequence[str], tokenizer: Any, *, max_span_tokens: int = 8) -> None:
+        self.doc = doc
+        self.labels = list(labels)
+        self.tokenizer = tokenizer
+        self.max_span_tokens = max_span_tokens
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        if len(newline) != 1:
+            raise ValueError(f"Constrained decoding needs a tokenizer with a single newline token; {type(tokenizer).__name__} gives {newline}")
+        self.newline = newline[0]
+        self.eos = tokenizer.eos_token_id
+        self._tries: Dict[int, dict] = {}
+
+    def _lines_from(self, cursor: int) -> dict:
+        """The trie of lines whose span starts at or after token ``cursor`` (plus "(none)" first)."""
+        if cursor not in self._tries:
+            lines = [(line, end) for line, _, end in candidate_lines(self.doc, self.labels, cursor, self.max_span_tokens)]
+            if cursor == 0:
+                lines.append((NO_SPANS, _NONE_END))
+            root: dict = {}
+            if lines:
+                encoded = self.tokenizer([line for line, _ in lines], add_special_tokens=False)["input_ids"]
+                for ids, (_, end) in zip(encoded, lines):
+                    node = root
+                    for token_id in ids:
+                        node = node.setdefault(token_id, {})
+                    node[_END] = end
+            self._tries[cursor] = root
+        return self._tries[cursor]
+
+    def allowed(self, generated: Sequence[int]) -> List[int]:
+        """Token ids allowed after the ``generated`` response tokens."""
+        cursor, node = 0, None
+        for token_id in generated:
+            if node is None:  # at the start of a line
+                node = self._lines_from(cursor)
+            if token_id == self.newline and node.get(_END, _NONE_END) != _NONE_END:
+                cursor, node = node[_END], None
+                continue
+            node = node.get(token_id)
+            if node is None:  # off the grammar (only if generation ignored the constraint): stop
+                return [self.eos]
+        if node is None:
+            starts = set(self._lines_from(cursor)) - {_END}
+            return sorted(starts | ({self.eos} if cursor > 0 else set())) or [self.eos]
+        allowed = set(node) - {_END}
+        if _END in node:
+            allowed.add(self.eos)
+            if node[_END] != _NONE_END:
+                allowed.add(self.newline)
+        return sorted(allowed) or [self.eos]
+
+
+def generate(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    max_batch_tokens: int = 8192,
+    constraints: Optional[Sequence[LineConstraint]] = None,
+) -> List[str]:
+    """Greedy continuations of ``prompts`` (special tokens removed), in input order."""
+    from transformers import GenerationConfig
+
+    if not prompts:
+        return []
+    encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    lengths = numpy.array([len(ids) for ids in encoded])
+    order = numpy.argsort(-lengths, kind="stable")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad
+    )
+    device = next(model.parameters()).device
+    results: List[str] = [""] * len(prompts)
+    was_training = model.training
+    model.eval()
+    try:
+        i = 0
+        while i < len(order):
+            width = int(lengths[order[i]])
+            size = max(1, min(len(order) - i, max_batch_tokens // (width + max_new_tokens)))
+            members = order[i : i + size]
+            ids = numpy.full((size, width), pad, dtype=numpy.int64)
+            mask = numpy.zeros((size, width), dtype=numpy.int64)
+            for row, index in enumerate(members):  # left padding: the prompts end where generation starts
+                ids[row, width - lengths[index] :] = encoded[index]
+                mask[row, width - lengths[index] :] = 1
+            kwargs: Dict[str, Any] = {}
+            if constraints is not None:
+                chosen = [constraints[index] for index in members]
+                kwargs["prefix_allowed_tokens_fn"] = lambda row, seq, chosen=chosen: chosen[row].allowed(seq[width:].tolist())
+            with torch.no_grad():
+                output = model.generate(
+                    input_ids=torch.from_numpy(ids).to(device),
+                    attention_mask=torch.from_numpy(mask).to(device),
+                    generation_config=config,
+                    **kwargs,
+                )
+            texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+            for index, text in zip(members, texts):
+                results[index] = text
+            i += size
+    finally:
+        model.train(was_training)
+    return results
