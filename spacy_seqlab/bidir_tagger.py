@@ -11,7 +11,6 @@ from typing import Callable, Optional
 
 from spacy.language import Language
 from spacy.util import registry
-from spacy.vocab import Vocab
 from thinc.api import Config, Dropout, Softmax_v2, chain, with_array
 
 from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, SequenceTagger

@@ -6,7 +6,7 @@ optional :class:`LineConstraint` restricts each step to tokens that continue a r
 line the format allows: a span of the input at or after the previous one, and a known label.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy
 import torch

@@ -24,7 +24,6 @@ import numpy
 import srsly
 import torch
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import ensure_path, filter_spans
@@ -37,7 +36,7 @@ from .generation import LineConstraint, generate
 from .scoring import make_seqeval_scorer
 from .sft_format import ParsedResponse, format_response, parse_response
 from .sft_prompt import STRATEGIES, Prompt, build_prompt, instruction_text, loss_mask
-from .tagger_pipe import DEFAULT_SCORE_WEIGHTS
+from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe
 from .targets import Target
 from .windows import plan_windows, validate_window, window_ranges
 
@@ -135,7 +134,7 @@ class SiftPrompter:
         return spans, parsed_all
 
 
-class SiftLabeler(TrainablePipe):
+class SiftLabeler(LabeledPipe):
     """Labels spans by generating them with a fine-tuned causal LM (see module docstring)."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str, *, target: str, settings: SiftSettings, scorer: Optional[Callable] = None) -> None:
@@ -156,18 +155,6 @@ class SiftLabeler(TrainablePipe):
         self.pool = DemonstrationPool([], seed=settings.seed)
         self.responses: List[str] = []
         self.stats = {"responses": 0, "dropped_lines": 0, "garbage_responses": 0}
-
-    @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
-
-    @property
-    def target(self) -> Target:
-        return Target.parse(self.cfg["target"])
 
     @property
     def settings(self) -> SiftSettings:

@@ -46,7 +46,25 @@ def split_rows(array: Any, lengths: Sequence[int]) -> List[Any]:
     return [array[s:e] for s, e in zip(bounds[:-1], bounds[1:])]
 
 
-class SequenceTagger(TrainablePipe):
+class LabeledPipe(TrainablePipe):
+    """What every seqlab component shares: labels and a target in ``self.cfg``."""
+
+    cfg: Dict[str, Any]
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(self.cfg["target"])
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+
+class SequenceTagger(LabeledPipe):
     """Predicts one label per token and writes them to ``doc.ents``, ``doc.spans[KEY]``, ``tag_`` or ``pos_``."""
 
     def __init__(
@@ -70,18 +88,6 @@ class SequenceTagger(TrainablePipe):
         self.cfg: Dict[str, Any] = {"labels": [], "target": target, "scheme": scheme, "repair": repair}
         self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=target, scheme=scheme)
         self._tagset: Optional[TagSet] = None
-
-    @property
-    def target(self) -> Target:
-        return Target.parse(self.cfg["target"])
-
-    @property
-    def labels(self) -> Tuple[str, ...]:
-        return tuple(self.cfg["labels"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
 
     @property
     def tagset(self) -> TagSet:

@@ -93,7 +93,6 @@ def test_head_mode_learns_the_auxiliary_task_and_predicts_without_it(tiny_model_
 
 def test_vanilla_config_is_the_plain_tagger(tiny_model_dir):
     examples = None
-    outputs = {}
     pipes = {}
     for factory in ("seqlab_multitask_ner", "seqlab_bidir_tagger"):
         nlp = spacy.blank("en")

@@ -65,7 +65,6 @@ print(json.dumps(out))
 
 def test_everything_registered_has_an_entry_point():
     """Importing every module must not register a name that the entry points do not expose."""
-    from spacy.util import registry
 
     for module in pkgutil.iter_modules(spacy_seqlab.__path__):
         if module.name != "__main__":

@@ -1,10 +1,8 @@
 import json
 import logging
-import shutil
 import subprocess
 import sys
 
-import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc
