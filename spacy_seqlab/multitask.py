@@ -203,7 +203,9 @@ class MultitaskTagger(SequenceTagger):
         # component_names includes the frozen pipes spacy train disables while initializing.
         upstream = nlp.component_names[: nlp.component_names.index(self.name)]
         for name in upstream:
-            docs = list(nlp.get_pipe(name).pipe(docs))
+            proc = nlp.get_pipe(name)
+            # Function components (@Language.component) have no .pipe: call them per Doc, as spaCy does.
+            docs = list(proc.pipe(docs)) if hasattr(proc, "pipe") else [proc(doc) for doc in docs]
         return docs
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:

@@ -1,0 +1,69 @@
+"""Evaluate a trained pipeline on a DocBin: seqeval strict IOB2 P/R/F, spaCy's scores, words/s.
+
+    python scripts/evaluate.py MODEL DATA --name NAME --method M --setting S --output metrics/NAME.json
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+from tqdm import tqdm
+
+from spacy_seqlab.scoring import make_seqeval_scorer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--setting", default="")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    args = parser.parse_args()
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)
+    nlp = spacy.load(args.model)
+    references = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+    texts = [doc.text for doc in references]
+    cpu_start, wall_start = os.times(), time.perf_counter()
+    predicted = list(tqdm(nlp.pipe(texts, batch_size=args.batch_size), total=len(texts), desc=f"evaluating {args.name}"))
+    wall = time.perf_counter() - wall_start
+    cpu_end = os.times()
+    cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
+    examples = [Example(p, r) for p, r in zip(predicted, references)]
+    scores = make_seqeval_scorer(target="ents", scheme="iob2")(examples)
+    words = sum(len(doc) for doc in references)
+    meta = json.loads((args.model / "meta.json").read_text())
+    timing_path = args.model.parent / "train_time.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    result = {
+        "name": args.name,
+        "method": args.method,
+        "setting": args.setting,
+        "test_docs": len(references),
+        "test_words": words,
+        "p": scores["seqeval_p"],
+        "r": scores["seqeval_r"],
+        "f": scores["seqeval_f"],
+        "per_type": scores["seqeval_per_type"],
+        "ents_f": scores["ents_f"],
+        "dev_score": meta.get("performance", {}).get("seqeval_f", meta.get("performance", {}).get("ents_f")),
+        "train_seconds": timing.get("train_seconds"),
+        "words_per_second": words / wall if wall else None,
+        "words_per_cpu_second": words / cpu if cpu else None,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"{args.name}: P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}, {result['words_per_second']:.0f} words/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Collect metrics/*.json into results.md, results.json and a bar chart (results.png).
+
+Runs of the same method and setting with several seeds are reported as mean ± sd.
+"""
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _mean_sd(values: List[float]) -> Dict[str, float]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def summarize(runs: List[dict]) -> List[dict]:
+    """One row per (method, setting): mean ± sd over seeds of P, R, F, train time and speed."""
+    groups: Dict[tuple, List[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["method"], run["setting"])].append(run)
+    rows = []
+    for (method, setting), members in groups.items():
+        row = {"method": method, "setting": setting, "runs": len(members), "test_docs": members[0]["test_docs"]}
+        for key in ("p", "r", "f", "dev_score", "train_seconds", "words_per_second"):
+            values = [m[key] for m in members if m.get(key) is not None]
+            row[key] = _mean_sd(values) if values else None
+        rows.append(row)
+    return rows
+
+
+def _fmt(stat, scale: float = 1.0, digits: int = 1) -> str:
+    if stat is None:
+        return "–"
+    text = f"{stat['mean'] * scale:.{digits}f}"
+    return text + (f" ± {stat['sd'] * scale:.{digits}f}" if stat["n"] > 1 else "")
+
+
+def write_markdown(rows: List[dict], path: Path, notes: List[str]) -> None:
+    lines = [
+        "| method | setting | P | R | F | dev F | train time (s) | words/s | test docs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['method']} | {row['setting']} | {_fmt(row['p'], 100)} | {_fmt(row['r'], 100)} | {_fmt(row['f'], 100)} | "
+            f"{_fmt(row['dev_score'], 100)} | {_fmt(row['train_seconds'], 1, 0)} | {_fmt(row['words_per_second'], 1, 0)} | {row['test_docs']} |"
+        )
+    text = "# Results\n\nseqeval strict IOB2 micro scores ×100 on the test documents.\n\n" + "\n".join(lines) + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    path.write_text(text)
+
+
+def write_plot(rows: List[dict], path: Path, title: str) -> None:
+    labels = [f"{row['method']}\n{row['setting']}" for row in rows]
+    means = [row["f"]["mean"] * 100 if row["f"] else 0.0 for row in rows]
+    errors = [row["f"]["sd"] * 100 if row["f"] else 0.0 for row in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5))
+    ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color="#4c72b0")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test F1 (seqeval strict, ×100)")
+    ax.set_title(title)
+    for i, value in enumerate(means):
+        ax.text(i, value + 0.5, f"{value:.1f}", ha="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("metrics", type=Path, help="folder of metrics/*.json")
+    parser.add_argument("--output", type=Path, required=True, help="results.md; .json and .png are written beside it")
+    parser.add_argument("--title", default="spacy-seqlab on WNUT-16")
+    parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--stats", type=Path, help="corpus/stats.json from the prepare step, to state the test sizes")
+    args = parser.parse_args()
+    # In the order the runs finished (the workflow's order).
+    runs = [json.loads(p.read_text()) for p in sorted(args.metrics.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+    if not runs:
+        raise SystemExit(f"No metrics in {args.metrics}: run the training steps first")
+    rows = summarize(runs)
+    notes = list(args.note)
+    if args.stats and args.stats.exists():
+        stats = json.loads(args.stats.read_text())
+        notes.append(
+            f"Test data: {stats['source']}, {stats['test']['docs']} docs, {stats['test']['words']} words, {stats['test']['spans']} "
+            f"entities; the generative method on the first {stats['test_sft']['docs']} docs ({stats['test_sft']['spans']} entities)."
+        )
+    write_markdown(rows, args.output, notes)
+    args.output.with_suffix(".json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
+    write_plot(rows, args.output.with_suffix(".png"), args.title)
+    print(args.output.read_text())
+
+
+if __name__ == "__main__":
+    main()

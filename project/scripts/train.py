@@ -1,0 +1,58 @@
+"""Train one system with `spacy train`, timing it: the project's wrapper around spaCy's trainer.
+
+    python scripts/train.py NAME CONFIG --output training/NAME [--set key=value ...]
+
+`--set` takes spaCy config overrides (values parsed as JSON when they can be, else strings).
+Model names given as `pypi:` aliases are resolved to local folders for spacy-transformers,
+which does not know them. The wall time goes to OUTPUT/train_time.json.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+from spacy.cli.train import train
+
+from spacy_seqlab.resources import resolve_model_name
+
+# Settings that spacy-transformers reads as a path, so aliases must be resolved first.
+PATH_SETTINGS = ("components.transformer.model.name",)
+
+
+def parse_overrides(items: List[str]) -> Dict[str, Any]:
+    overrides: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs key=value, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+        if key in PATH_SETTINGS:
+            overrides[key] = resolve_model_name(str(overrides[key]))
+    return overrides
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    args = parser.parse_args()
+    overrides = parse_overrides(args.overrides)
+    args.output.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train(args.config, args.output, use_gpu=args.gpu_id, overrides=overrides)
+    seconds = time.perf_counter() - start
+    record = {"name": args.name, "config": str(args.config), "train_seconds": round(seconds, 1), "overrides": overrides}
+    (args.output / "train_time.json").write_text(json.dumps(record, indent=2))
+    print(f"{args.name}: trained in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
