@@ -186,6 +186,7 @@ class MultitaskTagger(SequenceTagger):
         """Learn each signal's values from upstream annotations (the preceding pipes are run on a
         sample of the training data), then the labels and the weights as any tagger."""
         self.model.attrs["component"] = self.name
+        self._require_examples(get_examples)
         sample = self._annotated_sample(get_examples, nlp)
         values: Dict[str, List[str]] = {}
         for name, signal in _signals(self.model).items():
@@ -216,7 +217,7 @@ class MultitaskTagger(SequenceTagger):
         lengths = [len(s) for s in scores]
         flat = ops.xp.concatenate(scores) if scores else ops.alloc2f(0, len(self.tagset))
         n_tags = len(self.tagset)
-        gold = numpy.concatenate([self._gold_ids(eg) for eg in examples]) if examples else numpy.zeros(0, numpy.int64)
+        gold = self._batch_gold_ids(examples)
         loss, d_primary = cross_entropy(ops, flat[:, :n_tags], gold)
         d_blocks, col = [d_primary], n_tags
         vocabs = signal_vocabs(self.model)

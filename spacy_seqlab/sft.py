@@ -89,6 +89,16 @@ class SiftSettings:
         validate_window(self.window, self.stride)
 
 
+def window_doc(doc: Doc, start: int, end: int) -> Doc:
+    """Tokens ``start:end`` of ``doc`` as a Doc of their own, text and tokenization only.
+
+    ``Span.as_doc`` reads arrays and entities of the whole Doc, so calling it once per window
+    made reading a long Doc quadratic in its length; this is linear in the window.
+    """
+    tokens = doc[start:end]
+    return Doc(doc.vocab, words=[t.text for t in tokens], spaces=[bool(t.whitespace_) for t in tokens])
+
+
 class SiftPrompter:
     """Everything between Docs and text: windows, demonstrations, prompts and parsing.
 
@@ -128,7 +138,7 @@ class SiftPrompter:
         plan = plan_windows([len(doc)], self.settings.window, self.settings.stride)
         spans, parsed_all = [], []
         for k, ((s, e), response) in enumerate(zip(self.windows(doc), responses)):
-            parsed = parse_response(doc[s:e].as_doc(), response, self.labels)
+            parsed = parse_response(window_doc(doc, s, e), response, self.labels)
             parsed_all.append(parsed)
             spans.extend((s + a, s + b, label) for a, b, label in parsed.spans if plan.piece_window[s + a] == k)
         return spans, parsed_all
@@ -193,7 +203,7 @@ class SiftLabeler(LabeledPipe):
         constraints = None
         if self.cfg["constrained"]:
             constraints = [
-                LineConstraint(docs[i][s:e].as_doc(), self.labels, self.module.tokenizer, max_span_tokens=self.cfg["max_span_tokens"])
+                LineConstraint(window_doc(docs[i], s, e), self.labels, self.module.tokenizer, max_span_tokens=self.cfg["max_span_tokens"])
                 for i, s, e in owners
             ]
         responses = generate(
@@ -210,17 +220,28 @@ class SiftLabeler(LabeledPipe):
         return [self.read_responses(doc, by_doc.get(i, [])) for i, doc in enumerate(docs)]
 
     def read_responses(self, doc: Doc, responses: List[str]) -> List[Tuple[int, int, str]]:
+        """Spans of ``doc`` from its windows' responses; never raises on a response string.
+
+        Lines that cannot be parsed or matched are dropped and counted in ``self.stats``, with a
+        warning that gives the counts."""
         if not responses:
             return []
         spans, parsed = self.prompter.read(doc, responses)
         dropped = sum(p.dropped for p in parsed)
+        garbage = sum(p.garbage for p in parsed)
         self.stats["responses"] += len(parsed)
         self.stats["dropped_lines"] += dropped
-        if any(p.garbage for p in parsed):
-            self.stats["garbage_responses"] += sum(p.garbage for p in parsed)
-            logger.warning("[%s] unparsable response for a doc starting %r: no spans from it", self.name, doc.text[:50])
+        self.stats["garbage_responses"] += garbage
+        if garbage:
+            logger.warning(
+                "[%s] %d of %d response(s) for a doc starting %r were unparsable (%d line(s) dropped): no spans from them",
+                self.name, garbage, len(parsed), doc.text[:50], dropped,
+            )
         elif dropped:
-            logger.warning("[%s] %d response line(s) could not be parsed or matched and were dropped", self.name, dropped)
+            logger.warning(
+                "[%s] %d response line(s) for a doc starting %r could not be parsed or matched and were dropped",
+                self.name, dropped, doc.text[:50],
+            )
         return spans
 
     def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[Tuple[int, int, str]]]) -> None:
@@ -289,6 +310,7 @@ class SiftLabeler(LabeledPipe):
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None, labels: Optional[Sequence[str]] = None) -> None:
         """Labels from ``labels`` or the data; the demonstration pool from the training data; the LM's weights."""
         validate_get_examples(get_examples, "SiftLabeler.initialize")
+        self._require_examples(get_examples)
         if labels is None:
             labels = sorted({label for eg in get_examples() for _, _, label in self.target.doc_spans(eg.reference)})
         if not labels:

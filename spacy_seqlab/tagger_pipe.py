@@ -63,6 +63,16 @@ class LabeledPipe(TrainablePipe):
     def label_data(self) -> List[str]:
         return list(self.labels)
 
+    def _require_examples(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Raise a clear error when the training data holds no example at all (rather than a
+        misleading one about labels or signals later)."""
+        if next(iter(get_examples()), None) is None:
+            raise ValueError(
+                f"Component '{self.name}' got an empty training set: the training corpus yielded no examples. "
+                "Check that [paths.train] (or [corpora.train]) names a non-empty file and that the reader's "
+                "limit and max_length settings keep some documents"
+            )
+
 
 class SequenceTagger(LabeledPipe):
     """Predicts one label per token and writes them to ``doc.ents``, ``doc.spans[KEY]``, ``tag_`` or ``pos_``."""
@@ -148,18 +158,23 @@ class SequenceTagger(LabeledPipe):
         """Cross-entropy (summed over tokens) against gold tag ids; tokens with no gold get no gradient."""
         validate_examples(examples, "SequenceTagger.get_loss")
         ops = self.model.ops
-        gold = numpy.concatenate([self._gold_ids(eg) for eg in examples]) if examples else numpy.zeros(0, numpy.int64)
+        gold = self._batch_gold_ids(examples)
         probs = ops.xp.concatenate(scores) if scores else ops.alloc2f(0, len(self.tagset))
         loss, d_probs = cross_entropy(ops, probs, gold)
         return loss, split_rows(d_probs, [len(s) for s in scores])
 
-    def _gold_ids(self, example: Example) -> numpy.ndarray:
-        tags = self.target.gold_tags(example, self.cfg["scheme"])
-        ids = self.tagset.encode(tags, unknown="missing")
-        unknown = sum(1 for tag, i in zip(tags, ids) if tag is not None and i < 0)
+    def _batch_gold_ids(self, examples: Sequence[Example]) -> numpy.ndarray:
+        """Gold tag ids of a batch, concatenated (-1: ignored); one warning counts the gold tags
+        whose labels the component does not have."""
+        parts, unknown = [], 0
+        for example in examples:
+            tags = self.target.gold_tags(example, self.cfg["scheme"])
+            ids = self.tagset.encode(tags, unknown="missing")
+            unknown += sum(1 for tag, i in zip(tags, ids) if tag is not None and i < 0)
+            parts.append(ids)
         if unknown:
             warnings.warn(f"[{self.name}] {unknown} gold tag(s) with labels outside {list(self.labels)} are ignored in the loss")
-        return ids
+        return numpy.concatenate(parts) if parts else numpy.zeros(0, numpy.int64)
 
     def initialize(
         self,
@@ -170,6 +185,7 @@ class SequenceTagger(LabeledPipe):
     ) -> None:
         """Take labels from ``labels`` (``[initialize.components]``) or the data, then load the model's weights."""
         validate_get_examples(get_examples, "SequenceTagger.initialize")
+        self._require_examples(get_examples)
         target, scheme = self.target, self.cfg["scheme"]
         if labels is not None:
             found = list(labels)

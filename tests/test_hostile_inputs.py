@@ -13,7 +13,7 @@ import psutil
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Example
 
 from hostile_corpus import hostile_docs, hostile_texts
@@ -235,8 +235,16 @@ def test_oie_survives_hostile_docs_and_batches_equal_one_by_one(oie_nlp):
 
 
 def test_oie_reads_a_doc_parsed_with_another_vocab(oie_nlp):
-    parsed = oie_nlp("Alice bought a new car and moved to Paris.")
-    (foreign,) = DocBin(docs=[parsed]).from_bytes(DocBin(docs=[parsed]).to_bytes()).get_docs(spacy.blank("en").vocab)
+    parsed = oie_nlp("Alice bought a new car. Bob moved to Paris.")
+    foreign = Doc(
+        spacy.blank("en").vocab,
+        words=[t.text for t in parsed],
+        spaces=[bool(t.whitespace_) for t in parsed],
+        tags=[t.tag_ for t in parsed],
+        pos=[t.pos_ for t in parsed],
+        deps=[t.dep_ for t in parsed],
+        heads=[t.head.i for t in parsed],
+    )
     assert foreign.vocab is not parsed.vocab and not foreign.spans
     oie = oie_nlp.get_pipe("oie")
     assert oie(foreign)._.oie_triples == parsed._.oie_triples and len(parsed._.oie_triples) == 2
@@ -253,9 +261,9 @@ def sft_nlp(tiny_model_dir):
     nlp = spacy.blank("en")
     config = {
         "model": {"name": str(tiny_model_dir("llama")), "lora": None, "max_batch_tokens": 16384},
-        "n_demos": 1,
-        "selector": "random",
-        "max_new_tokens": 6,
+        "n_demos": 0,
+        "instruction": False,
+        "max_new_tokens": 12,
         "max_prompt_tokens": 400,
         "window": 200,
         "stride": 180,
@@ -271,7 +279,7 @@ def sft_nlp(tiny_model_dir):
         examples.append(Example(nlp.make_doc(reference.text), reference))
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 0.01
-    for _ in range(40):
+    for _ in range(80):
         nlp.update(examples, sgd=optimizer)
     return nlp
 
@@ -279,12 +287,18 @@ def sft_nlp(tiny_model_dir):
 def test_sft_survives_hostile_docs_and_batches_equal_one_by_one(sft_nlp):
     nlp = sft_nlp
     pipe = nlp.get_pipe("seqlab_llm_sft")
-    inputs = _inputs(nlp)
+    # Beside the hostile docs, texts like the training data, clean and hostile, so that spans are written.
+    inputs = _inputs(nlp) + [
+        ("in_domain", "Bob met Alice in Berlin ."),
+        ("in_domain_hostile", "Bob met Alice in Berlin .\x00\t\t👩‍👩‍👧‍👦 مرحبا\n\n"),
+        ("in_domain_repeated", "Alice lives in Paris . " * 3),
+    ]
     alone = [nlp(_fresh(item)) for _, item in inputs]
     for (name, item), doc in zip(inputs, alone):
         assert doc.text == (item.text if isinstance(item, Doc) else item), name
         assert_valid_spans(doc, doc.ents, set(pipe.labels))
-    assert sum(len(doc.ents) for doc in alone) > 0, "the model wrote no span at all: the spans checked nothing"
+    written = {name: _spans(doc.ents) for (name, _), doc in zip(inputs, alone) if doc.ents}
+    assert "in_domain" in written and pipe.stats["dropped_lines"] > 0, (written, pipe.stats)
     batched = _mixed_batches(nlp, inputs, batch_size=6)
     for (name, _), one, many in zip(inputs, alone, batched):
         assert _annotations(many) == _annotations(one), name

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from spacy.cli.train import train
+from spacy.training.initialize import init_nlp
+from spacy.util import load_config
 
 from spacy_seqlab.resources import resolve_model_name
 
@@ -43,11 +45,16 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--no-train", action="store_true", help="Only initialize (e.g. in-context learning without fine-tuning)")
     args = parser.parse_args()
     overrides = parse_overrides(args.overrides)
     args.output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train(args.config, args.output, use_gpu=args.gpu_id, overrides=overrides)
+    if args.no_train:
+        nlp = init_nlp(load_config(args.config, overrides=overrides, interpolate=False), use_gpu=args.gpu_id)
+        nlp.to_disk(args.output / "model-last")
+    else:
+        train(args.config, args.output, use_gpu=args.gpu_id, overrides=overrides)
     seconds = time.perf_counter() - start
     record = {"name": args.name, "config": str(args.config), "train_seconds": round(seconds, 1), "overrides": overrides}
     (args.output / "train_time.json").write_text(json.dumps(record, indent=2))
