@@ -29,7 +29,7 @@ from thinc.types import Floats2d
 from .alignment import DocAlignment, align_docs
 from .loading import MODEL_CLASSES, load_model, load_tokenizer, model_from_config, resolve_dtype, resolve_source
 from .lora import LoraSettings
-from .serialization import ArtifactError, directory_to_files, files_to_directory, pack, state_from_bytes, state_to_bytes, unpack
+from .serialization import ArtifactError, BaseModelUnavailableError, directory_to_files, files_to_directory, pack, state_from_bytes, state_to_bytes, unpack
 from .types import DocFeaturesModel
 from .unmasking import apply_unmasking, validate_unmask
 from .windows import plan_windows, validate_window
@@ -71,6 +71,13 @@ class BackboneSettings:
         if self.model_class not in MODEL_CLASSES:
             raise ValueError(f"model_class must be one of {', '.join(MODEL_CLASSES)}, got {self.model_class!r}")
         resolve_dtype(self.dtype)
+        if self.gguf_file is not None and (not isinstance(self.gguf_file, str) or not self.gguf_file.endswith(".gguf")):
+            raise ValueError(f"gguf_file must be the name of a .gguf file inside the name folder, or null; got {self.gguf_file!r}")
+        if self.unmask not in ("none", [], ()) and self.attn_implementation not in (None, "sdpa"):
+            raise ValueError(
+                f"attn_implementation = {self.attn_implementation!r} with unmask = {self.unmask!r}: unmasking works on SDPA "
+                "attention; set attn_implementation to null or 'sdpa', or unmask = 'none'"
+            )
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         validate_window(self.window, self.stride)
@@ -308,9 +315,11 @@ class HFBackboneModule(torch.nn.Module):
         try:
             model = self._load_base(resolve_source(s.name, s.gguf_file))
         except Exception as err:
-            raise ArtifactError(
+            raise BaseModelUnavailableError(
                 f"This pipeline stores only a LoRA adapter; its base model {s.name!r} (revision {s.revision}) could not "
-                f"be loaded: {err}. Make the base available at that name/path, or re-save with save_base = true"
+                f"be loaded: {err}. Make the base model available at that name/path again, or point the backbone's "
+                f"name setting at where it is now when loading (a config override); a pipeline saved with save_base = true "
+                f"carries its base and does not depend on it"
             ) from err
         found = model.config.to_dict()
         for key in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer"):

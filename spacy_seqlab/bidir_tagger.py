@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 from spacy.language import Language
 from spacy.util import registry
-from thinc.api import Config, Dropout, Softmax_v2, chain, with_array
+from thinc.api import Config, Dropout, chain, with_array
 
-from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, SequenceTagger
+from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, SequenceTagger, head_layer
 from .types import DocFeaturesModel, TaggerModel
 
 DEFAULT_MODEL_CONFIG = """
@@ -39,11 +39,16 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
 @registry.architectures("spacy_seqlab.BidirTagger.v1")
-def build_bidir_tagger(backbone: DocFeaturesModel, dropout: float = 0.1, nO: Optional[int] = None) -> TaggerModel:
-    """Backbone → dropout → softmax over the tags; ``nO`` is set from the labels at initialize."""
+def build_bidir_tagger(
+    backbone: DocFeaturesModel, dropout: float = 0.1, head_learn_rate_factor: float = 10.0, nO: Optional[int] = None
+) -> TaggerModel:
+    """Backbone → dropout → softmax over the tags; ``nO`` is set from the labels at initialize.
+
+    The softmax starts at zero and learns at ``head_learn_rate_factor`` times the learning rate.
+    """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    output_layer = Softmax_v2(nO=nO)
+    output_layer = head_layer(nO, head_learn_rate_factor)
     model: TaggerModel = chain(backbone, with_array(chain(Dropout(dropout), output_layer)))
     model.set_ref("backbone", backbone)
     model.set_ref("output_layer", output_layer)

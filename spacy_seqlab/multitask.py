@@ -25,11 +25,11 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import registry
-from thinc.api import Config, Dropout, Embed, Model, Optimizer, Softmax_v2
+from thinc.api import Config, Dropout, Embed, Model
 from thinc.types import Floats2d
 
 from .signals import MissingSignalError, SignalSettings, SignalVocab, has_signal, missing_message, signal_values
-from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, SequenceTagger, cross_entropy, split_rows
+from .tagger_pipe import DEFAULT_SCORE_WEIGHTS, SequenceTagger, cross_entropy, head_layer, split_rows
 from .types import DocFeaturesModel, TaggerModel
 
 DEFAULT_MODEL_CONFIG = """
@@ -62,13 +62,17 @@ def build_multitask_tagger(
     backbone: DocFeaturesModel,
     signals: Dict[str, Dict[str, Any]] = {},
     dropout: float = 0.1,
+    head_learn_rate_factor: float = 10.0,
     nO: Optional[int] = None,
 ) -> TaggerModel:
-    """Backbone → [backbone output ⊕ signal embeddings] → softmax over tags, plus auxiliary heads."""
+    """Backbone → [backbone output ⊕ signal embeddings] → softmax over tags, plus auxiliary heads.
+
+    The heads start at zero and learn at ``head_learn_rate_factor`` times the learning rate.
+    """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     settings = {name: SignalSettings.from_config(name, cfg) for name, cfg in signals.items()}
-    output_layer = Softmax_v2(nO=nO)
+    output_layer = head_layer(nO, head_learn_rate_factor)
     layers: List[Model] = [backbone, Dropout(dropout), output_layer]
     refs: Dict[str, Model] = {"backbone": backbone, "output_layer": output_layer}
     for name, signal in settings.items():
@@ -78,7 +82,7 @@ def build_multitask_tagger(
             refs[f"embed:{name}"] = embed
             layers.append(embed)
         if signal.has_head:
-            head = Softmax_v2()
+            head = head_layer(None, head_learn_rate_factor)
             refs[f"head:{name}"] = head
             layers += [Dropout(dropout), head]
     return Model(
@@ -237,18 +241,6 @@ class MultitaskTagger(SequenceTagger):
             warnings.warn(f"[{self.name}] a training Doc lacks the signal {signal.source!r}: its auxiliary loss is skipped")
             return numpy.full(len(doc), -1, dtype=numpy.int64)
         return vocab.encode(signal_values(doc, signal.source), unknown=-1)
-
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Like ``Model.finish_update``, with each embedding's own learning-rate factor."""
-        for node in self.model.walk():
-            for shim in node.shims:
-                shim.finish_update(sgd)
-        for node in self.model.walk():
-            scale = node.attrs.get("lr_scale", 1.0)
-            for name in node.param_names:
-                if node.has_grad(name):
-                    param, _ = sgd((node.id, name), node.get_param(name), node.get_grad(name), lr_scale=scale)
-                    node.set_param(name, param)
 
 
 @Language.factory(

@@ -431,10 +431,23 @@ class OpenIEExtractor(Pipe):
         """The settings as JSON bytes."""
         return srsly.json_dumps(self.cfg).encode("utf8")
 
+    def _load_cfg(self, where: str, read: Callable[[], Any]) -> "OpenIEExtractor":
+        """Settings from ``read()``; anything unreadable is an error naming the component and ``where``."""
+        try:
+            cfg = read()
+            if not isinstance(cfg, dict):
+                raise ValueError(f"expected a JSON object of settings, found {type(cfg).__name__}")
+            self.cfg = self._validated_cfg(cfg)
+        except Exception as err:
+            raise ValueError(
+                f"Cannot load component '{self.name}': {where} is truncated, corrupted or not seqlab_oie settings "
+                f"({type(err).__name__}: {err}); copy the pipeline again from where it was saved, or re-save it with nlp.to_disk"
+            ) from err
+        return self
+
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "OpenIEExtractor":
         """Load settings written by :meth:`to_bytes`."""
-        self.cfg = self._validated_cfg(srsly.json_loads(bytes_data.decode("utf8")))
-        return self
+        return self._load_cfg(f"the bytes of component '{self.name}'", lambda: srsly.json_loads(bytes_data.decode("utf8")))
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         """Write the settings to ``path/cfg.json``."""
@@ -446,9 +459,11 @@ class OpenIEExtractor(Pipe):
         """Load settings written by :meth:`to_disk`."""
         cfg_path = ensure_path(path) / CFG_FILENAME
         if not cfg_path.exists():
-            raise ValueError(f"seqlab_oie: no {CFG_FILENAME} in {ensure_path(path)}; was it saved with to_disk?")
-        self.cfg = self._validated_cfg(srsly.read_json(cfg_path))
-        return self
+            raise ValueError(
+                f"Cannot load component '{self.name}': {cfg_path} is missing; copy the pipeline again from where it was "
+                "saved, or re-save it with nlp.to_disk"
+            )
+        return self._load_cfg(str(cfg_path), lambda: srsly.read_json(cfg_path))
 
 
 @Language.factory(

@@ -4,8 +4,9 @@ Used by every component's torch modules (through thinc's ``PyTorchWrapper_v3`` c
 so that loading a pipeline never unpickles anything from the artifact.
 """
 
+import hashlib
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Iterable, Mapping, Union
 
 import srsly
 import torch
@@ -15,8 +16,92 @@ from safetensors.torch import save as safetensors_save
 FORMAT_VERSION = 1
 
 
+CHECKSUMS_FILE = "checksums.json"
+CHECKSUMS_KEY = "checksums"
+# What to do about a file that is truncated, corrupted or not what it should be.
+REPAIR_HINT = "copy the pipeline again from where it was saved (or reinstall its package), or re-save it from a working copy with nlp.to_disk"
+
+
 class ArtifactError(ValueError):
     """A saved component cannot be restored: truncated, corrupted, or made for something else."""
+
+
+class BaseModelUnavailableError(ArtifactError):
+    """An adapter-only artifact's base model cannot be loaded from where it was recorded."""
+
+
+def sha256_of(data: Union[bytes, str]) -> str:
+    return hashlib.sha256(data.encode("utf8") if isinstance(data, str) else bytes(data)).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _excluded(name: str, exclude: Iterable[str]) -> bool:
+    return name.split(".")[0] in set(exclude)
+
+
+def write_checksums(path: Path) -> None:
+    """Record the SHA-256 of every file in a component's directory (``checksums.json``)."""
+    path = Path(path)
+    files = {p.name: _sha256_file(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != CHECKSUMS_FILE}
+    srsly.write_json(path / CHECKSUMS_FILE, {"sha256": files})
+
+
+def verify_checksums(path: Path, exclude: Iterable[str] = ()) -> None:
+    """Check the files of a component's directory against ``checksums.json``: a missing,
+    truncated or altered file raises an :class:`ArtifactError` naming it. Directories saved
+    without checksums are not checked."""
+    path = Path(path)
+    record = path / CHECKSUMS_FILE
+    if not record.exists():
+        return
+    try:
+        recorded = srsly.read_json(record)["sha256"]
+        assert isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values())
+    except Exception as err:
+        raise ArtifactError(f"{record} is damaged ({type(err).__name__}: {err}); {REPAIR_HINT}") from err
+    for name, digest in recorded.items():
+        if _excluded(name, exclude):
+            continue
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(f"{file} is missing; {REPAIR_HINT}")
+        if _sha256_file(file) != digest:
+            raise ArtifactError(
+                f"{file} is not the file saved with this component: its checksum differs from the one recorded when it "
+                f"was saved (truncated, corrupted, or replaced by another pipeline's file); {REPAIR_HINT}"
+            )
+
+
+def add_bytes_checksums(msg: Dict[str, Any]) -> Dict[str, Any]:
+    """``msg`` (a component's bytes, as a dict) with the SHA-256 of each bytes or str entry."""
+    msg[CHECKSUMS_KEY] = {key: sha256_of(value) for key, value in msg.items() if isinstance(value, (bytes, str))}
+    return msg
+
+
+def verify_bytes_checksums(msg: Mapping[str, Any], exclude: Iterable[str] = ()) -> None:
+    """Inverse of :func:`add_bytes_checksums`; bytes written without checksums are not checked."""
+    recorded = msg.get(CHECKSUMS_KEY)
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ArtifactError(f"the checksums of the saved bytes are damaged; {REPAIR_HINT}")
+    for key, digest in recorded.items():
+        if _excluded(key, exclude):
+            continue
+        if key not in msg:
+            raise ArtifactError(f"the saved bytes lack their {key!r} entry; {REPAIR_HINT}")
+        if sha256_of(msg[key]) != digest:
+            raise ArtifactError(
+                f"the {key!r} entry of the saved bytes is not the one saved with this component (checksum mismatch: "
+                f"truncated, corrupted or replaced); {REPAIR_HINT}"
+            )
 
 
 def state_to_bytes(state: Dict[str, torch.Tensor]) -> bytes:

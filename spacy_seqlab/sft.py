@@ -26,13 +26,13 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import ensure_path, filter_spans
+from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
 from .backbone import HFBackboneModule, backbone_module
 from .demonstrations import SELECTORS, DemonstrationPool
-from .generation import LineConstraint, generate
+from .generation import LineConstraint, generate, newline_token
 from .scoring import make_seqeval_scorer
 from .sft_format import ParsedResponse, format_response, parse_response
 from .sft_prompt import STRATEGIES, Prompt, build_prompt, instruction_text, loss_mask
@@ -87,6 +87,8 @@ class SiftSettings:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         validate_window(self.window, self.stride)
+        if self.label_definitions and not self.instruction:
+            raise ValueError("label_definitions are shown in the instruction, which is off: set instruction = true, or label_definitions = {}")
 
 
 def window_doc(doc: Doc, start: int, end: int) -> Doc:
@@ -318,6 +320,9 @@ class SiftLabeler(LabeledPipe):
         unwritable = [label for label in labels if not label or label != label.strip() or "\n" in label or "|" in label]
         if unwritable:
             raise ValueError(f"Labels {unwritable} cannot be written in a response line (no '|', line breaks or edge spaces)")
+        undefined = sorted(set(self.cfg["label_definitions"]) - set(labels))
+        if undefined:
+            raise ValueError(f"label_definitions has definitions for {undefined}, which are not labels of '{self.name}'; its labels are {list(labels)}")
         self.cfg["labels"] = list(labels)
         for label in labels:
             self.vocab.strings.add(label)
@@ -326,6 +331,8 @@ class SiftLabeler(LabeledPipe):
         docs = [eg.reference[s:e].as_doc() for eg in get_examples() for s, e in window_ranges(len(eg.reference), window, window)]
         self._set_pool(docs)
         self.model.initialize(X=[eg.predicted for eg in islice(get_examples(), 2)])
+        if self.cfg["constrained"]:
+            newline_token(self.module.tokenizer)  # fail now, naming the setting, not at the first prediction
 
     def _set_pool(self, docs: List[Doc]) -> None:
         self.pool = DemonstrationPool.from_docs(docs, self._gold_spans, seed=self.cfg["seed"])
@@ -338,28 +345,13 @@ class SiftLabeler(LabeledPipe):
         self.vocab.strings.add(label)
         return 1
 
-    # -- serialization: the demonstration pool travels with the pipe ---------------------
+    # -- serialization: the demonstration pool travels with the pipe (demonstrations.json) --
 
-    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        data = srsly.msgpack_loads(super().to_bytes(exclude=exclude))
-        data["demonstrations"] = srsly.json_dumps(self._pool_data())
-        return srsly.msgpack_dumps(data)
+    def _extra_data(self) -> Dict[str, bytes]:
+        return {"demonstrations.json": srsly.json_dumps(self._pool_data()).encode("utf8")}
 
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "SiftLabeler":
-        data = srsly.msgpack_loads(bytes_data)
-        self._load_pool(srsly.json_loads(data.pop("demonstrations", "{}")))
-        return super().from_bytes(srsly.msgpack_dumps(data), exclude=exclude)
-
-    def to_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> None:
-        super().to_disk(path, exclude=exclude)
-        srsly.write_json(ensure_path(path) / "demonstrations.json", self._pool_data())
-
-    def from_disk(self, path: Any, *, exclude: Iterable[str] = tuple()) -> "SiftLabeler":
-        pool_path = ensure_path(path) / "demonstrations.json"
-        if not pool_path.exists():
-            raise ValueError(f"{pool_path} is missing: the saved '{self.name}' component is incomplete; re-save the pipeline")
-        self._load_pool(srsly.read_json(pool_path))
-        return super().from_disk(path, exclude=exclude)
+    def _load_extra_data(self, name: str, data: bytes) -> None:
+        self._load_pool(srsly.json_loads(data))
 
     def _pool_data(self) -> Dict[str, Any]:
         return {"demos": self.pool.to_list(), "responses": self.responses}

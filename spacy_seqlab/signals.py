@@ -71,12 +71,13 @@ class SignalSettings:
         parse_source(self.source)
         if self.mode not in MODES:
             raise ValueError(f"Signal {name!r}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if not isinstance(self.width, int) or self.width < 1:
+        # bool is an int subclass: true/false are refused where a number is meant.
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
             raise ValueError(f"Signal {name!r}: width must be a positive integer, got {self.width!r}")
-        if not isinstance(self.learn_rate_factor, (int, float)) or self.learn_rate_factor <= 0:
-            raise ValueError(f"Signal {name!r}: learn_rate_factor must be positive, got {self.learn_rate_factor!r}")
-        if not isinstance(self.loss_weight, (int, float)) or self.loss_weight < 0:
-            raise ValueError(f"Signal {name!r}: loss_weight must be zero or positive, got {self.loss_weight!r}")
+        if isinstance(self.learn_rate_factor, bool) or not isinstance(self.learn_rate_factor, (int, float)) or not self.learn_rate_factor > 0:
+            raise ValueError(f"Signal {name!r}: learn_rate_factor must be a positive number, got {self.learn_rate_factor!r}")
+        if isinstance(self.loss_weight, bool) or not isinstance(self.loss_weight, (int, float)) or not self.loss_weight >= 0:
+            raise ValueError(f"Signal {name!r}: loss_weight must be zero or a positive number, got {self.loss_weight!r}")
 
     @property
     def embeds(self) -> bool:
