@@ -161,7 +161,7 @@ def _check_tagger_doc(nlp, name: str, item, doc: Doc) -> None:
         # Every token gets a prediction: inside (B/I) or outside (O); existing ents are replaced.
         assert all(token.ent_iob_ in ("B", "I", "O") for token in doc), (name, [t.ent_iob_ for t in doc][:20])
         assert_valid_spans(doc, doc.ents, labels)
-    for key, group in doc.spans.items():
+    for group in doc.spans.values():
         assert_valid_spans(doc, group)
 
 

@@ -260,6 +260,7 @@ def test_spacy_train_interrupted_then_resumed_from_model_last(tiny_model_dir, tm
     texts = [doc.text for doc in dev]
     expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in interrupted.pipe(texts)]
     assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in resumed_nlp.pipe(texts)] == expected
+    (tmp_path / "resumed").mkdir()
     _, final = train_loop(resumed_nlp, tmp_path / "resumed", stdout=io.StringIO())
     moved = _tagger_weights(spacy.load(final))
     assert any(not torch.equal(moved[n], saved[n]) for n in saved)  # and training went on from there
