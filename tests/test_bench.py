@@ -16,7 +16,10 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "project" / "bench" / "run_bench.py"
 MEASUREMENTS = {"1a", "1b", "1c", "2a", "2b", "3", "4", "5a", "5b", "6a", "6b", "6c", "7a", "7b"}
-MEMORY_PROBES = {"encoder_model", "seqlab_multitask_ner", "decoder_model", "seqlab_bidir_tagger", "decoder_lm_model", "seqlab_llm_sft"}
+MEMORY_PROBES = {
+    "encoder_model", "encoder_raw_forward", "seqlab_multitask_ner", "decoder_model", "decoder_raw_forward", "seqlab_bidir_tagger",
+    "decoder_lm_model", "seqlab_llm_sft",
+}  # fmt: skip
 
 
 def _load_script():
@@ -48,7 +51,7 @@ def test_quick_benchmark_on_tiny_models_writes_every_measurement(tiny_model_dir,
     command = [
         sys.executable, str(SCRIPT), "--output", str(out), "--quick",
         "--encoder", str(tiny_model_dir("bert")), "--decoder", str(tiny_model_dir("llama")),
-        "--runs", "1", "--warmup", "0", "--memory-jobs", "6",
+        "--runs", "1", "--warmup", "0", "--memory-jobs", "8",
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -87,6 +90,9 @@ def test_quick_benchmark_on_tiny_models_writes_every_measurement(tiny_model_dir,
         assert list(scaling["seconds_per_1k_tokens"]) == [str(n) for n in results["settings"]["lengths"]]
     assert set(results["memory"]) == MEMORY_PROBES
     assert all(probe["peak_rss_mb"] > 0 for probe in results["memory"].values())
+    assert by_id["6a"]["vs_raw_forward"] > 0 and by_id["5b"]["end_to_end_ratio"] > 0
+    for name in ("sft_generate_batched", "sft_generate_batched_constrained"):
+        assert 0 <= systems[name]["prefill_share"] <= 1 and systems[name]["seconds_per_decoding_step"] > 0, name
 
     report = (out / "results.md").read_text(encoding="utf8")
     assert all(f"| {key} |" in report for key in MEASUREMENTS)
