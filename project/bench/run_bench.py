@@ -198,8 +198,8 @@ class Bench:
             system.passes.append(p)
             self.retries_used += 1
             tries += 1
-            data = system.prepare()
-            p, output = timed(lambda: system.run(data))
+            retry_data = system.prepare()
+            p, output = timed(lambda retry_data=retry_data: system.run(retry_data))
         if keep:
             system.passes.append(p)
             if system.inspect is not None and "inspected" not in system.extra:
@@ -614,7 +614,6 @@ def training_phase(bench: Bench, corpus: Corpus, settings: Dict[str, Any]) -> No
 
 def generation_phase(bench: Bench, corpus: Corpus, settings: Dict[str, Any]) -> None:
     import spacy
-    import torch
 
     from spacy_seqlab.backbone import backbone_module
     from spacy_seqlab.generation import LineConstraint, generate
@@ -958,7 +957,7 @@ def markdown(results: Dict[str, Any]) -> str:
         "| system | docs | batch | words | words/s | words/CPU-s | median s | passes kept |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, r in results["systems"].items():
+    for r in results["systems"].values():
         kept = sum(1 for p in r["passes"] if p["kept"])
         lines.append(
             f"| {r['label']} | {r.get('docs', 1)} | {r.get('batch_size', '')} | {r['words']:,} | {r['words_per_s']:,.1f} | "
@@ -979,7 +978,7 @@ def markdown(results: Dict[str, Any]) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if results["memory"]:
         lines += ["", "## Peak memory (one process each)", "", "| process | peak RSS MB | RSS after imports MB |", "| --- | --- | --- |"]
-        for kind, r in results["memory"].items():
+        for r in results["memory"].values():
             lines.append(f"| {r['what']} | {r['peak_rss_mb']:,.0f} | {r['rss_after_imports_mb']:,.0f} |")
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v), ""]
     lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in s.items()), ""]
