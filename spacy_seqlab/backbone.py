@@ -6,7 +6,8 @@ without any network. Per batch it:
 
 1. aligns each Doc's pieces to its tokens (:mod:`.alignment`);
 2. covers long Docs with overlapping windows (:mod:`.windows`), sorts the windows by
-   length and pads them once per chunk of at most ``max_batch_tokens`` padded pieces;
+   length and pads them once per chunk of at most ``max_batch_tokens`` padded pieces, closing
+   a chunk early when more than ``max_padding`` of it would be padding;
 3. runs the transformer, reads each piece from its owning window, and pools pieces into
    one vector per spaCy token (``first``, ``last`` or ``mean``) with index tensors.
 
@@ -61,6 +62,10 @@ class BackboneSettings:
     window: int = field(default=256, metadata={"help": "Pieces per window (special tokens not counted); longer Docs get several windows."})
     stride: int = field(default=192, metadata={"help": "Pieces between window starts; window - stride pieces of overlap."})
     max_batch_tokens: int = field(default=4096, metadata={"help": "Padded pieces per forward call; windows beyond it go to another call."})
+    max_padding: float = field(
+        default=0.2,
+        metadata={"help": "Largest share of padding in a forward call; a shorter window that would exceed it starts the next call (1.0: fill calls up to max_batch_tokens)."},
+    )
     save_base: Optional[bool] = field(default=None, metadata={"help": "Save the base weights with the pipeline (true), only the LoRA adapter (false), or decide by size (null)."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward to save memory."})
 
@@ -84,6 +89,8 @@ class BackboneSettings:
         validate_unmask(self.unmask)
         if not isinstance(self.max_batch_tokens, int) or self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be a positive integer, got {self.max_batch_tokens!r}")
+        if isinstance(self.max_padding, bool) or not isinstance(self.max_padding, (int, float)) or not 0.0 <= self.max_padding <= 1.0:
+            raise ValueError(f"max_padding must be a share between 0.0 and 1.0, got {self.max_padding!r}")
         if self.lora is not None and self.freeze:
             raise ValueError("freeze = true with lora: LoRA already freezes the base; set one of them")
         if self.load_in_4bit and (self.lora is None or self.save_base):
@@ -367,6 +374,22 @@ def special_tokens_around(tokenizer: Any) -> Tuple[List[int], List[int]]:
     raise ValueError(f"Cannot locate the text among the special tokens of {type(tokenizer).__name__}: {full} vs {plain}")
 
 
+def chunk_size(sorted_lengths: numpy.ndarray, max_tokens: int, max_padding: float) -> int:
+    """How many of the (longest-first) lengths go into the next padded chunk: at least one,
+    at most ``max_tokens`` padded positions, and at most ``max_padding`` of them padding.
+
+    Sorting alone does not bound padding: a batch of short texts fits one chunk whose width is
+    the longest text's, and on CPU the padded positions cost as much as real ones.
+    """
+    width = int(sorted_lengths[0])
+    sorted_lengths = sorted_lengths[: max(1, max_tokens // width)]
+    sizes = numpy.arange(1, len(sorted_lengths) + 1)
+    padding = 1.0 - numpy.cumsum(sorted_lengths) / (sizes * width)
+    fits = (sizes * width <= max_tokens) & (padding <= max_padding + 1e-9)
+    # Padding only grows along the sorted lengths, so the chunk is the leading run that fits.
+    return max(1, int(numpy.argmin(fits)) if not fits.all() else len(fits))
+
+
 def encode_batch(
     alignments: List[DocAlignment],
     settings: BackboneSettings,
@@ -391,8 +414,8 @@ def encode_batch(
     chunks: List[Tuple[torch.Tensor, torch.Tensor]] = []
     flat_offset, i = 0, 0
     while i < len(order):
+        size = chunk_size(lengths[order[i:]], settings.max_batch_tokens, settings.max_padding)
         width = int(lengths[order[i]])
-        size = max(1, min(len(order) - i, settings.max_batch_tokens // width))
         members = order[i : i + size]
         ids = numpy.full((size, width), pad_id, dtype=numpy.int64)
         mask = numpy.zeros((size, width), dtype=numpy.int64)
@@ -496,6 +519,7 @@ def build_hf_backbone(
     window: int = 256,
     stride: int = 192,
     max_batch_tokens: int = 4096,
+    max_padding: float = 0.2,
     save_base: Optional[bool] = None,
     gradient_checkpointing: bool = False,
 ) -> DocFeaturesModel:
@@ -518,6 +542,7 @@ def build_hf_backbone(
         window=window,
         stride=stride,
         max_batch_tokens=max_batch_tokens,
+        max_padding=max_padding,
         save_base=save_base,
         gradient_checkpointing=gradient_checkpointing,
     )

@@ -5,9 +5,11 @@ import pytest
 import spacy
 import srsly
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spacy_seqlab.alignment import align_docs
-from spacy_seqlab.backbone import backbone_module, build_hf_backbone
+from spacy_seqlab.backbone import backbone_module, build_hf_backbone, chunk_size
 from spacy_seqlab.serialization import ArtifactError
 
 nlp = spacy.blank("en")
@@ -121,6 +123,42 @@ def test_batch_equals_one_by_one(tiny_model_dir, arch):
         numpy.testing.assert_allclose(model.predict([doc])[0], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("max_padding", [0.0, 1.0])
+def test_padding_share_changes_chunks_not_vectors(tiny_model_dir, max_padding):
+    docs = _docs()
+    model = _backbone(tiny_model_dir("bert"), max_padding=max_padding)
+    module = backbone_module(model)
+    batch = module.encode(docs)
+    lengths = sorted({int(mask.sum(1).min()) for _, mask in batch.chunks})
+    if max_padding == 0.0:  # only windows of one length share a forward call
+        assert all(int(mask.sum(1).min()) == mask.shape[1] for _, mask in batch.chunks)
+        assert len(batch.chunks) > 1
+    else:
+        assert len(batch.chunks) == 1 and len(lengths) == 1
+    reference = _backbone(tiny_model_dir("bert"), max_padding=0.5).predict(docs)
+    for got, expected in zip(model.predict(docs), reference):
+        numpy.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=60),
+    max_tokens=st.integers(1, 4096),
+    max_padding=st.floats(0.0, 1.0),
+)
+def test_chunk_size_bounds_tokens_and_padding(lengths, max_tokens, max_padding):
+    ordered = numpy.array(sorted(lengths, reverse=True))
+    size = chunk_size(ordered, max_tokens, max_padding)
+    assert 1 <= size <= len(ordered)
+    if size > 1:
+        width = ordered[0]
+        assert size * width <= max_tokens
+        assert 1 - ordered[:size].sum() / (size * width) <= max_padding + 1e-9
+    if size < len(ordered):  # the chunk stops only where one more window would break a bound
+        more = size + 1
+        assert more * ordered[0] > max_tokens or 1 - ordered[:more].sum() / (more * ordered[0]) > max_padding
+
+
 def test_long_document_is_windowed_without_losing_a_token(tiny_model_dir):
     doc = nlp(" ".join(f"w{i % 50}" for i in range(10_000)))
     assert len(doc) == 10_000
@@ -191,6 +229,8 @@ def test_empty_batches_are_handled(tiny_model_dir):
         ({"lora": {"r": 4}, "freeze": True}, "freeze"),
         ({"model_class": "seq2seq"}, "model_class"),
         ({"max_batch_tokens": 0}, "max_batch_tokens"),
+        ({"max_padding": 1.5}, "max_padding"),
+        ({"max_padding": "20%"}, "max_padding"),
     ],
 )
 def test_bad_settings_name_the_setting(settings, message):
