@@ -11,8 +11,10 @@ them for a query with one of three selectors:
   over lowercased ``\\w+`` words; each distinct query word counts once. Equal scores,
   including zero, are ordered by pool index.
 * ``dense``: the demonstrations with the most labeled spans; equal counts are ordered by a
-  seeded per-query random order, so a query does not always get the same few. A
-  demonstration without spans is chosen only when too few others are left.
+  seeded random order, per query while training (``vary_ties``: a query does not always
+  get the same few) and one for the whole pool at prediction, so that every query gets the
+  same demonstrations and the prompts share their start (computed once, see
+  :mod:`.generation`). A demonstration without spans is chosen only when too few others are left.
 
 The returned indices are in prompt order: the most relevant demonstration comes LAST,
 next to the query (for ``random`` the order is the draw's). A demonstration is never
@@ -140,11 +142,12 @@ class DemonstrationPool:
 
     # -- selection --------------------------------------------------------------------------
 
-    def select(self, query_text: str, n: int, selector: str, *, exclude: Optional[int] = None) -> List[int]:
+    def select(self, query_text: str, n: int, selector: str, *, exclude: Optional[int] = None, vary_ties: bool = True) -> List[int]:
         """Indices of up to ``n`` demonstrations for ``query_text``, most relevant last.
 
         ``exclude``: the query's own pool index, if it is in the pool. Demonstrations whose
-        text equals the query's (up to whitespace) are never chosen either.
+        text equals the query's (up to whitespace) are never chosen either. ``vary_ties``:
+        ``dense`` breaks ties per query (true) or the same way for every query (false).
         """
         if selector not in SELECTORS:
             raise ValueError(f"Unknown demonstration selector {selector!r}; choose one of {', '.join(SELECTORS)}")
@@ -167,7 +170,7 @@ class DemonstrationPool:
             # A stable sort keeps pool order among equal scores.
             order = numpy.argsort(-scores, kind="stable")
         else:
-            tie_break = self._rng(query_text).permutation(len(self))
+            tie_break = self._rng(query_text if vary_ties else "").permutation(len(self))
             order = numpy.lexsort((tie_break, -self.span_counts))
         best = order[allowed[order]][:n]
         return best[::-1].tolist()

@@ -1,7 +1,10 @@
 """Batched greedy generation with a causal LM, and constrained decoding of SIFT responses.
 
 Prompts are sorted by length, left-padded once per chunk of at most ``max_batch_tokens``
-padded tokens, and generated with the KV cache until the end-of-sequence token. The
+padded tokens, and generated with the KV cache until the end-of-sequence token. When the
+prompts of a chunk start with the same tokens (the instruction, and demonstrations chosen
+without regard to the query), that shared start is run once and its KV cache copied to every
+row: the rows then hold ``[shared start | padding | own rest]``, with the padding masked. The
 optional :class:`LineConstraint` restricts each step to tokens that continue a response
 line the format allows: a span of the input at or after the previous one, and a known label.
 """
@@ -16,6 +19,8 @@ from .sft_format import NO_SPANS, candidate_lines
 
 _END = -1  # trie key marking a complete line; its value is the span's end token
 _NONE_END = -2  # the value for the "(none)" line, after which only the end of sequence may come
+# A shared prompt start shorter than this is not worth a separate forward call.
+MIN_SHARED_TOKENS = 16
 
 
 def newline_token(tokenizer: Any) -> int:
@@ -103,8 +108,13 @@ def generate(
     max_new_tokens: int,
     max_batch_tokens: int = 8192,
     constraints: Optional[Sequence[LineConstraint]] = None,
+    share_prefix: bool = True,
 ) -> List[str]:
-    """Greedy continuations of ``prompts`` (special tokens removed), in input order."""
+    """Greedy continuations of ``prompts`` (special tokens removed), in input order.
+
+    ``share_prefix``: run the token prefix that all prompts of a chunk share once (see the
+    module docstring); the continuations are the same as without it, up to float rounding.
+    """
     from transformers import GenerationConfig
 
     if not prompts:
@@ -126,12 +136,19 @@ def generate(
             width = int(lengths[order[i]])
             size = max(1, min(len(order) - i, max_batch_tokens // (width + max_new_tokens)))
             members = order[i : i + size]
+            shared = shared_prefix_length([encoded[index] for index in members]) if share_prefix and size > 1 else 0
+            if shared < MIN_SHARED_TOKENS or not _supports_dynamic_cache(model):
+                shared = 0
             ids = numpy.full((size, width), pad, dtype=numpy.int64)
             mask = numpy.zeros((size, width), dtype=numpy.int64)
-            for row, index in enumerate(members):  # left padding: the prompts end where generation starts
-                ids[row, width - lengths[index] :] = encoded[index]
-                mask[row, width - lengths[index] :] = 1
+            ids[:, :shared] = encoded[members[0]][:shared]
+            mask[:, :shared] = 1
+            for row, index in enumerate(members):  # left padding of each rest: the prompts end where generation starts
+                ids[row, width - lengths[index] + shared :] = encoded[index][shared:]
+                mask[row, width - lengths[index] + shared :] = 1
             kwargs: Dict[str, Any] = {}
+            if shared:
+                kwargs["past_key_values"] = _prefill(model, ids[:1, :shared], size, device)
             if constraints is not None:
                 chosen = [constraints[index] for index in members]
                 kwargs["prefix_allowed_tokens_fn"] = lambda row, seq, chosen=chosen: chosen[row].allowed(seq[width:].tolist())
@@ -149,3 +166,37 @@ def generate(
     finally:
         model.train(was_training)
     return results
+
+
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``sequences`` share, leaving each at least one of its own
+    (generation needs a last prompt token to compute the first new one from)."""
+    shortest = min(len(seq) for seq in sequences)
+    if shortest < 2:
+        return 0
+    first = numpy.asarray(sequences[0][: shortest - 1])
+    equal = numpy.ones(len(first), dtype=bool)
+    for seq in sequences[1:]:  # a loop per prompt, not per token
+        equal &= numpy.asarray(seq[: shortest - 1]) == first
+    return int(numpy.argmin(equal)) if not equal.all() else len(first)
+
+
+def _supports_dynamic_cache(model: torch.nn.Module) -> bool:
+    # Models whose cache is not a DynamicCache (hybrid or static caches) get no shared prefill.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    supports = getattr(base, "_supports_default_dynamic_cache", None)
+    return bool(supports()) if callable(supports) else False
+
+
+def _prefill(model: torch.nn.Module, prefix: numpy.ndarray, rows: int, device: torch.device) -> Any:
+    """The KV cache of one run over ``prefix``, repeated for ``rows`` prompts."""
+    from transformers import DynamicCache
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # Only the cache is wanted: skip the vocabulary projection of all but one position where the model allows.
+    extra = {"logits_to_keep": 1} if base._supports_logits_to_keep() else {}
+    cache = DynamicCache()
+    with torch.no_grad():
+        model(input_ids=torch.from_numpy(prefix).to(device), past_key_values=cache, use_cache=True, **extra)
+    cache.batch_repeat_interleave(rows)
+    return cache

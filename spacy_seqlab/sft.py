@@ -121,7 +121,9 @@ class SiftPrompter:
 
     def prompt(self, text: str, *, response: Optional[str] = None, exclude: Optional[int] = None) -> Prompt:
         """The prompt for a query text, with demonstrations fitted to the context budget."""
-        chosen = self.pool.select(text, self.settings.n_demos, self.settings.selector, exclude=exclude) if len(self.pool) else []
+        # Training varies the demonstrations; prediction keeps dense ones the same for every query (a shared prompt start).
+        vary = response is not None or exclude is not None
+        chosen = self.pool.select(text, self.settings.n_demos, self.settings.selector, exclude=exclude, vary_ties=vary) if len(self.pool) else []
         eos = self.tokenizer.eos_token
         while True:
             demos = [(self.pool[i].text, self.responses[i]) for i in chosen]

@@ -8,11 +8,8 @@
 * a list of layer indices.
 
 In an unmasked layer every token attends to every non-padding token; padding stays masked
-in every layer. The mechanism is transformers' attention interface (no copied model code):
-an attention function ``seqlab_sdpa`` is registered next to PyTorch SDPA, with SDPA's mask
-builder, and used by the model. For layers flagged as unmasked it turns the causal
-(+ sliding-window) + padding mask it receives into a padding-only mask, and calls SDPA
-with ``is_causal=False``; other layers go through unchanged.
+in every layer. The mechanism is the ``seqlab_sdpa`` attention function (:mod:`.attention`)
+and a flag on each layer's attention module; no model code is copied.
 """
 
 import re
@@ -20,12 +17,9 @@ from typing import List, Sequence, Union
 
 import torch
 
+from .attention import ATTN_IMPLEMENTATION, BIDIRECTIONAL_FLAG, SUPPORTED_MODEL_TYPES, install_attention
+
 UnmaskSpec = Union[str, Sequence[int]]
-ATTN_IMPLEMENTATION = "seqlab_sdpa"
-# Families whose attention runs through transformers' attention interface with the
-# masking_utils masks (and whose tiny versions are tested).
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
-_FLAG = "seqlab_unmasked"
 _ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "mpnet")
 
 
@@ -60,35 +54,6 @@ def unmasked_layers(spec: UnmaskSpec, n_layers: int) -> List[int]:
     return sorted(set(spec))
 
 
-def _padding_only(mask: torch.Tensor, n_queries: int) -> torch.Tensor:
-    """(batch, 1, q, k) causal+padding bool mask → keys visible to every query unless padding.
-
-    A key is padding iff no query sees it: every real key is at least visible to its own
-    position, whatever the sliding window or the padding side.
-    """
-    return mask.any(dim=2, keepdim=True).expand(-1, -1, n_queries, -1)
-
-
-def _seqlab_sdpa(module, query, key, value, attention_mask, **kwargs):
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    if getattr(module, _FLAG, False):
-        if attention_mask is not None:
-            attention_mask = _padding_only(attention_mask, query.shape[2])
-        kwargs["is_causal"] = False
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-
-
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
-    if ATTN_IMPLEMENTATION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(ATTN_IMPLEMENTATION, _seqlab_sdpa)
-        # Without a mask builder under the same name transformers would pass no padding mask at all.
-        AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
-
-
 def _attention_modules(model: torch.nn.Module) -> List[torch.nn.Module]:
     """The self-attention module of each decoder layer, in layer order."""
     layers = getattr(model, "layers", None)
@@ -99,12 +64,14 @@ def _attention_modules(model: torch.nn.Module) -> List[torch.nn.Module]:
 
 def apply_unmasking(model: torch.nn.Module, spec: UnmaskSpec) -> List[int]:
     """Remove the causal mask in the layers ``spec`` selects of a base decoder (and restore it
-    in the others); returns the unmasked layers."""
+    in the others); returns the unmasked layers. A supported decoder on SDPA gets the
+    ``seqlab_sdpa`` attention function in any case, for its faster grouped-query attention."""
     config = model.config
     model_type = getattr(config, "model_type", None)
     if spec in ("none", [], ()):
+        install_attention(model)
         for module in _attention_modules(model) if hasattr(model, "layers") else []:
-            setattr(module, _FLAG, False)
+            setattr(module, BIDIRECTIONAL_FLAG, False)
         return []
     if model_type not in SUPPORTED_MODEL_TYPES:
         if model_type in _ENCODER_TYPES:
@@ -119,8 +86,7 @@ def apply_unmasking(model: torch.nn.Module, spec: UnmaskSpec) -> List[int]:
         raise ValueError(f"unmask works with SDPA attention; the model uses attn_implementation = {current!r}: set it to 'sdpa' or leave it unset")
     attention = _attention_modules(model)
     layers = unmasked_layers(spec, len(attention))
-    _register()
-    config._attn_implementation = ATTN_IMPLEMENTATION
+    install_attention(model)
     for index, module in enumerate(attention):
-        setattr(module, _FLAG, index in layers)
+        setattr(module, BIDIRECTIONAL_FLAG, index in layers)
     return layers

@@ -69,6 +69,7 @@ CASES = [
     (SFT, "window", {"backbone": {"window": 100_000}}, INITIALIZE, r"window = 100000", r"set window <= 511"),
     (BIDIR, "stride", {"backbone": {"stride": 0}}, CONSTRUCT, r"stride", r"between 1 and window"),
     (BIDIR, "max_batch_tokens", {"backbone": {"max_batch_tokens": 0}}, CONSTRUCT, r"max_batch_tokens", r"positive integer"),
+    (BIDIR, "max_padding", {"backbone": {"max_padding": 1.5}}, CONSTRUCT, r"max_padding", r"between 0.0 and 1.0"),
     (BIDIR, "save_base", {"backbone": {"save_base": "sometimes"}}, CONSTRUCT, r"save_base", r"bool"),
     (SFT, "save_base", {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": True}}, CONSTRUCT, r"load_in_4bit.*save_base", r"save_base = false or null"),
     (BIDIR, "gradient_checkpointing", {"backbone": {"gradient_checkpointing": "x"}}, CONSTRUCT, r"gradient_checkpointing", r"bool"),

@@ -123,6 +123,16 @@ def test_similar_with_no_shared_words_falls_back_to_pool_order(pool):
     assert pool.select("qwerty", 3, "similar") == [2, 1, 0]
 
 
+def test_dense_without_varied_ties_gives_every_query_the_same_demos():
+    pool = DemonstrationPool([Demonstration(f"text {i}", [(0, 4, "X")]) for i in range(20)], seed=3)
+    chosen = {tuple(pool.select(f"query {i}", 3, "dense", vary_ties=False)) for i in range(10)}
+    assert len(chosen) == 1
+    (same,) = chosen
+    # ... except that a query never sees itself.
+    assert same[0] not in pool.select(pool[same[0]].text, 3, "dense", vary_ties=False)
+    assert len({tuple(pool.select(f"query {i}", 3, "dense")) for i in range(10)}) > 1
+
+
 def test_dense_prefers_many_spans_and_skips_empty_demos():
     demos = [Demonstration("none here", [])] + [Demonstration(f"one {i}", [(0, 3, "X")]) for i in range(30)]
     demos += [Demonstration("two spans", [(0, 3, "X"), (4, 9, "Y")]), Demonstration("three spans a b", [(0, 5, "X"), (6, 11, "Y"), (12, 13, "Z")])]

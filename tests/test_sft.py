@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.generation import LineConstraint, generate
+from spacy_seqlab.generation import MIN_SHARED_TOKENS, LineConstraint, generate, shared_prefix_length
 from spacy_seqlab.sft_format import NO_SPANS, format_response, parse_response
 from spacy_seqlab.sft_prompt import build_prompt, instruction_text, loss_mask
 
@@ -132,6 +132,32 @@ def test_batched_generation_equals_one_at_a_time(trained_sft):
     together = generate(module.transformer, module.tokenizer, prompts, max_new_tokens=16)
     alone = [generate(module.transformer, module.tokenizer, [p], max_new_tokens=16)[0] for p in prompts]
     assert together == alone
+
+
+def test_shared_prompt_start_is_run_once_and_changes_no_continuation(trained_sft):
+    nlp, _, _, _ = trained_sft
+    pipe = nlp.get_pipe("seqlab_llm_sft")
+    module = pipe.module
+    texts = ["Alice lives in Paris .", "Bob met Alice in Berlin and then went home to Paris .", "x", "Paris is not Berlin ."]
+    prompts = [pipe.prompter.prompt(t).generation_prefix for t in texts]
+    encoded = module.tokenizer(prompts)["input_ids"]
+    shared = shared_prefix_length(encoded)
+    assert shared >= MIN_SHARED_TOKENS  # the instruction at least
+    assert all(ids[:shared] == encoded[0][:shared] for ids in encoded) and len({ids[shared] for ids in encoded}) > 1
+    widths = []
+    base = module.transformer.get_base_model() if hasattr(module.transformer, "get_base_model") else module.transformer
+    hook = base.register_forward_hook(lambda mod, args, kwargs, out: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        together = generate(module.transformer, module.tokenizer, prompts, max_new_tokens=16)
+        first_calls = list(widths)
+        plain = generate(module.transformer, module.tokenizer, prompts, max_new_tokens=16, share_prefix=False)
+    finally:
+        hook.remove()
+    assert together == plain
+    longest = max(len(ids) for ids in encoded)
+    assert first_calls[0] == (1, shared)  # the shared start, once
+    assert first_calls[1] == (len(texts), longest - shared)  # then only each prompt's rest
+    assert widths[len(first_calls)] == (len(texts), longest)
 
 
 def test_constrained_decoding_only_writes_spans_of_the_input(trained_sft, tiny_model_dir):
