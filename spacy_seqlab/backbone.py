@@ -29,7 +29,7 @@ from thinc.types import Floats2d
 
 from .alignment import DocAlignment, align_docs
 from .loading import MODEL_CLASSES, load_model, load_tokenizer, model_from_config, resolve_dtype, resolve_source
-from .lora import LoraSettings
+from .lora import LoraSettings, without_adapters
 from .serialization import ArtifactError, BaseModelUnavailableError, directory_to_files, files_to_directory, pack, state_from_bytes, state_to_bytes, unpack
 from .types import DocFeaturesModel
 from .unmasking import apply_unmasking, validate_unmask
@@ -155,8 +155,7 @@ class HFBackboneModule(torch.nn.Module):
         """The transformer without LoRA wrapping."""
         if self.transformer is None:
             raise RuntimeError(_NOT_LOADED)
-        get_base = getattr(self.transformer, "get_base_model", None)
-        return get_base() if get_base is not None else self.transformer
+        return without_adapters(self.transformer)
 
     @property
     def hidden_size(self) -> int:

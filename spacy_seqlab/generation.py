@@ -15,6 +15,8 @@ import numpy
 import torch
 from spacy.tokens import Doc
 
+from .backbone import chunk_size
+from .lora import without_adapters
 from .sft_format import NO_SPANS, candidate_lines
 
 _END = -1  # trie key marking a complete line; its value is the span's end token
@@ -134,7 +136,8 @@ def generate(
         i = 0
         while i < len(order):
             width = int(lengths[order[i]])
-            size = max(1, min(len(order) - i, max_batch_tokens // (width + max_new_tokens)))
+            # Every row grows by max_new_tokens; padding is not bounded (on CPU more rows per decoding step pay for it).
+            size = chunk_size(lengths[order[i:]] + max_new_tokens, max_batch_tokens, 1.0)
             members = order[i : i + size]
             shared = shared_prefix_length([encoded[index] for index in members]) if share_prefix and size > 1 else 0
             if shared < MIN_SHARED_TOKENS or not _supports_dynamic_cache(model):
@@ -183,8 +186,7 @@ def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 
 def _supports_dynamic_cache(model: torch.nn.Module) -> bool:
     # Models whose cache is not a DynamicCache (hybrid or static caches) get no shared prefill.
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    supports = getattr(base, "_supports_default_dynamic_cache", None)
+    supports = getattr(without_adapters(model), "_supports_default_dynamic_cache", None)
     return bool(supports()) if callable(supports) else False
 
 
@@ -192,7 +194,7 @@ def _prefill(model: torch.nn.Module, prefix: numpy.ndarray, rows: int, device: t
     """The KV cache of one run over ``prefix``, repeated for ``rows`` prompts."""
     from transformers import DynamicCache
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = without_adapters(model)
     # Only the cache is wanted: skip the vocabulary projection of all but one position where the model allows.
     extra = {"logits_to_keep": 1} if base._supports_logits_to_keep() else {}
     cache = DynamicCache()

@@ -102,3 +102,9 @@ class LoraSettings:
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()  # thinc's optimizer updates params through numpy
         return peft_model
+
+
+def without_adapters(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a peft wrapper (the model itself when it has no LoRA)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if get_base is not None else model
