@@ -18,8 +18,8 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.generation import generate
-from spacy_seqlab.serialization import ArtifactError
+from spacy_seqlab.hf.generation import generate
+from spacy_seqlab.core.serialization import ArtifactError
 
 TEXTS = ["Alice lives in Paris .", "the dog met Bob", ""]
 FIX = r"(copy the pipeline again|re-save it)"

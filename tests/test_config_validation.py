@@ -17,13 +17,13 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.backbone import BackboneSettings, build_hf_backbone
-from spacy_seqlab.bidir_tagger import build_bidir_tagger
-from spacy_seqlab.loading import ModelLoadError
-from spacy_seqlab.lora import LoraSettings
-from spacy_seqlab.multitask import build_multitask_tagger
-from spacy_seqlab.signals import SignalSettings
-from spacy_seqlab.sft import SiftSettings
+from spacy_seqlab.hf.backbone import BackboneSettings, build_hf_backbone
+from spacy_seqlab.tagging.bidir import build_bidir_tagger
+from spacy_seqlab.hf.loading import ModelLoadError
+from spacy_seqlab.hf.lora import LoraSettings
+from spacy_seqlab.tagging.multitask import build_multitask_tagger
+from spacy_seqlab.tagging.signals import SignalSettings
+from spacy_seqlab.sift.pipe import SiftSettings
 
 BIDIR, MULTI, SFT, OIE = "seqlab_bidir_tagger", "seqlab_multitask_ner", "seqlab_llm_sft", "seqlab_oie"
 ARCH = {BIDIR: "llama", MULTI: "bert", SFT: "llama"}

@@ -21,7 +21,7 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from thinc.api import Config
 
-from spacy_seqlab.backbone import backbone_module
+from spacy_seqlab.hf.backbone import backbone_module
 
 WORDS = ["fox", "dog", "the", "quick", "lazy", "over", "Alice", "Paris"]
 

@@ -277,7 +277,7 @@ class Corpus:
 def load_corpus(n_docs: int, n_train: int) -> Corpus:
     import spacy
 
-    from spacy_seqlab.readers import create_wnut16_corpus
+    from spacy_seqlab.data.readers import create_wnut16_corpus
 
     nlp = spacy.blank("en")
     test = [eg.reference for eg in create_wnut16_corpus(split="test", gold_preproc=True)(nlp)]
@@ -335,7 +335,7 @@ def batches(items: Sequence[Any], size: int) -> List[Sequence[Any]]:
 
 
 def resolve(name: str) -> str:
-    from spacy_seqlab.resources import resolve_model_name
+    from spacy_seqlab.data.resources import resolve_model_name
 
     return resolve_model_name(name)
 
@@ -615,8 +615,9 @@ def training_phase(bench: Bench, corpus: Corpus, settings: Dict[str, Any]) -> No
 def generation_phase(bench: Bench, corpus: Corpus, settings: Dict[str, Any]) -> None:
     import spacy
 
-    from spacy_seqlab.backbone import backbone_module
-    from spacy_seqlab.generation import LineConstraint, generate
+    from spacy_seqlab.hf.backbone import backbone_module
+    from spacy_seqlab.hf.generation import generate
+    from spacy_seqlab.sift.constraints import LineConstraint
 
     args = bench.args
     decoder = resolve(args.decoder)
@@ -715,7 +716,7 @@ def generation_phase(bench: Bench, corpus: Corpus, settings: Dict[str, Any]) -> 
             hook.remove()
     bench.measure(
         "5a", "SFT batched generation vs one prompt at a time (words/s)", single.wall / batch.wall, ">=", 5.0,
-        "spacy_seqlab.generation.generate on all prompts at once vs once per prompt (as spacy-llm's HF models run)",
+        "spacy_seqlab.hf.generation.generate on all prompts at once vs once per prompt (as spacy-llm's HF models run)",
         systems=[batch.name, single.name],
         ratio_cpu=single.cpu / batch.cpu,
     )  # fmt: skip

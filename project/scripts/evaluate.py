@@ -14,7 +14,7 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 from tqdm import tqdm
 
-from spacy_seqlab.scoring import make_seqeval_scorer
+from spacy_seqlab.core.scoring import make_seqeval_scorer
 
 
 def main() -> None:

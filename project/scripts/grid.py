@@ -109,7 +109,7 @@ def layer_groups(n_layers: int, n_groups: int = 4) -> List[List[int]]:
 def grid_c2(args: argparse.Namespace) -> None:
     from transformers import AutoConfig
 
-    from spacy_seqlab.resources import resolve_model_name
+    from spacy_seqlab.data.resources import resolve_model_name
 
     n_layers = AutoConfig.from_pretrained(resolve_model_name(args.decoder)).num_hidden_layers
     groups = layer_groups(n_layers)

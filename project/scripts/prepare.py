@@ -12,8 +12,8 @@ import spacy
 from spacy.tokens import DocBin
 from tqdm import tqdm
 
-from spacy_seqlab.conll import corpus_stats, read_conll, sentences_to_docs, select_split
-from spacy_seqlab.resources import wnut16_path
+from spacy_seqlab.data.conll import corpus_stats, read_conll, sentences_to_docs, select_split
+from spacy_seqlab.data.resources import wnut16_path
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 from tqdm import tqdm
 
-from spacy_seqlab.conll import corpus_stats, read_conll, select_split, sentences_to_docs
-from spacy_seqlab.resources import SPACY_PIPELINE, wnut16_path
+from spacy_seqlab.data.conll import corpus_stats, read_conll, select_split, sentences_to_docs
+from spacy_seqlab.data.resources import SPACY_PIPELINE, wnut16_path
 
 NEWS_TYPES = {"PERSON": "PER", "GPE": "LOC", "LOC": "LOC", "ORG": "ORG"}
 TWEET_TYPES = {"person": "PER", "geo-loc": "LOC", "company": "ORG", "sportsteam": "ORG"}

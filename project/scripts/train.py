@@ -17,7 +17,7 @@ from spacy.cli.train import train
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config
 
-from spacy_seqlab.resources import resolve_model_name
+from spacy_seqlab.data.resources import resolve_model_name
 
 # Settings that spacy-transformers reads as a path, so aliases must be resolved first.
 PATH_SETTINGS = ("components.transformer.model.name",)

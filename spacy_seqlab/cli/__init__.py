@@ -1,0 +1,2 @@
+"""Command line: ``python -m spacy_seqlab`` data commands and ``spacy seqlab-evaluate``.
+"""

