@@ -1,9 +1,11 @@
 """LoRA settings for a backbone, validated from a config block and turned into a peft ``LoraConfig``."""
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Optional, Union
 
 import torch
+
+from ..core.settings import check_int, check_number, nested_from_config, setting
 
 # Attention projections to adapt when ``target_modules = "auto"``, by naming family.
 _AUTO_TARGETS = (
@@ -18,51 +20,35 @@ _AUTO_TARGETS = (
 class LoraSettings:
     """Low-rank adaptation of a backbone's linear layers (peft LoRA); the base stays frozen."""
 
-    r: int = field(default=8, metadata={"help": "Rank of the update matrices; 8-64 is typical."})
-    alpha: float = field(default=16.0, metadata={"help": "Scaling numerator: updates are scaled by alpha / r."})
-    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch's input, 0 <= dropout < 1."})
-    target_modules: Union[str, List[str]] = field(
-        default="auto",
-        metadata={
-            "help": "Names (suffixes) of the modules to adapt, 'all-linear', or 'auto' for the attention "
-            "query and value projections of the architecture (q_proj/v_proj, query/value, c_attn)."
-        },
+    r: int = setting(8, "Rank of the update matrices; 8-64 is typical.")
+    alpha: float = setting(16.0, "Scaling numerator: updates are scaled by alpha / r.")
+    dropout: float = setting(0.05, "Dropout on the LoRA branch's input, 0 <= dropout < 1.")
+    target_modules: Union[str, List[str]] = setting(
+        "auto",
+        "Names (suffixes) of the modules to adapt, 'all-linear', or 'auto' for the attention query and value "
+        "projections of the architecture (q_proj/v_proj, query/value, c_attn).",
     )
-    bias: str = field(default="none", metadata={"help": "Which biases to train: 'none', 'all' or 'lora_only'."})
+    bias: str = setting("none", "Which biases to train: 'none', 'all' or 'lora_only'.")
 
-    @classmethod
-    def from_config(cls, value: Optional[Union["LoraSettings", Dict[str, Any]]]) -> Optional["LoraSettings"]:
-        """Build from a config dict (``lora = {"r": 16, ...}``); ``None`` or ``{}`` means no LoRA."""
-        if value is None or isinstance(value, cls):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError(f"lora must be a table of settings or null, got {value!r}")
-        if not value:
-            return None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"Unknown lora setting(s) {unknown}: allowed are {sorted(known)}")
-        settings = cls(**value)
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Raise a ValueError naming the first invalid setting."""
-        # bool is an int subclass: true/false are refused where a number is meant.
-        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
-            raise ValueError(f"lora.r must be a positive integer, got {self.r!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
-            raise ValueError(f"lora.alpha must be a positive number, got {self.alpha!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout!r}")
+    def __post_init__(self) -> None:
+        check_int("lora.r", self.r)
+        check_number("lora.alpha", self.alpha, low=0, low_open=True)
+        check_number("lora.dropout", self.dropout, low=0, high=1)
         if self.bias not in ("none", "all", "lora_only"):
             raise ValueError(f"lora.bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")
         if isinstance(self.target_modules, str):
             if self.target_modules not in ("auto", "all-linear"):
-                raise ValueError(f"lora.target_modules must be a list of module names, 'auto' or 'all-linear', got {self.target_modules!r}")
+                raise ValueError(
+                    "lora.target_modules must be a list of module names, 'auto' or 'all-linear', "
+                    f"got {self.target_modules!r}"
+                )
         elif not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
             raise ValueError(f"lora.target_modules must be a non-empty list of module names, got {self.target_modules!r}")
+
+    @classmethod
+    def from_config(cls, value: Optional[Union["LoraSettings", Dict[str, Any]]]) -> Optional["LoraSettings"]:
+        """Build from a config table (``lora = {"r": 16, ...}``); ``None`` or ``{}`` means no LoRA."""
+        return nested_from_config(cls, value, "lora")
 
     def to_dict(self) -> Dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

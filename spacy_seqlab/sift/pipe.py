@@ -16,7 +16,7 @@ back into spans. Documents longer than ``window`` tokens are labeled in overlapp
 """
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -32,6 +32,7 @@ from thinc.api import Config, Model, Optimizer
 
 from ..core.pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe
 from ..core.scoring import make_seqeval_scorer
+from ..core.settings import check_choice, check_int, config_defaults, registered_with, setting
 from ..core.targets import Target
 from ..core.windows import plan_windows, validate_window, window_ranges
 from ..hf.backbone import HFBackboneModule, backbone_module
@@ -63,33 +64,31 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 class SiftSettings:
     """How prompts are built, trained on and answered."""
 
-    strategy: str = field(default="mrc", metadata={"help": "Loss: 'vanilla' (all tokens), 'src' (query response), 'mrc' (every response)."})
-    instruction: bool = field(default=True, metadata={"help": "Start prompts with a task description naming the labels."})
-    label_definitions: Dict[str, str] = field(default_factory=dict, metadata={"help": "Optional label → description, shown in the instruction."})
-    n_demos: int = field(default=2, metadata={"help": "Demonstrations per prompt (fewer if the context budget is exceeded)."})
-    selector: str = field(default="dense", metadata={"help": "How demonstrations are chosen: 'random', 'similar' (BM25) or 'dense' (many spans)."})
-    max_prompt_tokens: int = field(default=1024, metadata={"help": "Context budget: demonstrations are dropped, never the query, to fit."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Longest response generated per query window."})
-    constrained: bool = field(default=False, metadata={"help": "Allow only spans of the input, in order, and known labels while generating."})
-    max_span_tokens: int = field(default=8, metadata={"help": "Constrained decoding: the longest span, in tokens."})
-    window: int = field(default=64, metadata={"help": "Tokens per query; longer documents are labeled in overlapping windows."})
-    stride: int = field(default=48, metadata={"help": "Tokens between window starts."})
-    seed: int = field(default=0, metadata={"help": "Seed of the demonstration draws."})
+    strategy: str = setting("mrc", "Loss: 'vanilla' (all tokens), 'src' (query response), 'mrc' (every response).")
+    instruction: bool = setting(True, "Start prompts with a task description naming the labels.")
+    label_definitions: Dict[str, str] = setting(help="Optional label → description, shown in the instruction.", factory=dict)
+    n_demos: int = setting(2, "Demonstrations per prompt (fewer if the context budget is exceeded).")
+    selector: str = setting("dense", "How demonstrations are chosen: 'random', 'similar' (BM25) or 'dense' (many spans).")
+    max_prompt_tokens: int = setting(1024, "Context budget: demonstrations are dropped, never the query, to fit.")
+    max_new_tokens: int = setting(64, "Longest response generated per query window.")
+    constrained: bool = setting(False, "Allow only spans of the input, in order, and known labels while generating.")
+    max_span_tokens: int = setting(8, "Constrained decoding: the longest span, in tokens.")
+    window: int = setting(64, "Tokens per query; longer documents are labeled in overlapping windows.")
+    stride: int = setting(48, "Tokens between window starts.")
+    seed: int = setting(0, "Seed of the demonstration draws.")
 
-    def validate(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.selector not in SELECTORS:
-            raise ValueError(f"selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
-        for name in ("n_demos",):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+    def __post_init__(self) -> None:
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("selector", self.selector, SELECTORS)
+        check_int("n_demos", self.n_demos, minimum=0)
         for name in ("max_prompt_tokens", "max_new_tokens", "max_span_tokens"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         validate_window(self.window, self.stride)
         if self.label_definitions and not self.instruction:
-            raise ValueError("label_definitions are shown in the instruction, which is off: set instruction = true, or label_definitions = {}")
+            raise ValueError(
+                "label_definitions are shown in the instruction, which is off: set instruction = true, or "
+                "label_definitions = {}"
+            )
 
 
 def window_doc(doc: Doc, start: int, end: int) -> Doc:
@@ -164,7 +163,6 @@ class SiftLabeler(LabeledPipe):
             raise ValueError("seqlab_llm_sft needs a causal LM: set model_class = \"causal-lm\" on its HFBackbone model")
         if module.settings.unmask != "none":
             raise ValueError("seqlab_llm_sft generates left to right: its model must keep the causal mask (unmask = \"none\")")
-        settings.validate()
         self.cfg: Dict[str, Any] = {"labels": [], "target": target, **asdict(settings)}
         self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=target, scheme="iob2")
         self.pool = DemonstrationPool([], seed=settings.seed)
@@ -367,57 +365,12 @@ class SiftLabeler(LabeledPipe):
 @Language.factory(
     "seqlab_llm_sft",
     assigns=["doc.ents", "doc.spans"],
-    default_config={
-        "model": DEFAULT_MODEL,
-        "target": "ents",
-        "strategy": "mrc",
-        "instruction": True,
-        "label_definitions": {},
-        "n_demos": 2,
-        "selector": "dense",
-        "max_prompt_tokens": 1024,
-        "max_new_tokens": 64,
-        "constrained": False,
-        "max_span_tokens": 8,
-        "window": 64,
-        "stride": 48,
-        "seed": 0,
-        "scorer": None,
-    },
+    default_config={"model": DEFAULT_MODEL, "target": "ents", **config_defaults(SiftSettings), "scorer": None},
     default_score_weights=DEFAULT_SCORE_WEIGHTS,
 )
+@registered_with(SiftSettings)
 def make_sift_labeler(
-    nlp: Language,
-    name: str,
-    model: Model,
-    target: str,
-    strategy: str,
-    instruction: bool,
-    label_definitions: Dict[str, str],
-    n_demos: int,
-    selector: str,
-    max_prompt_tokens: int,
-    max_new_tokens: int,
-    constrained: bool,
-    max_span_tokens: int,
-    window: int,
-    stride: int,
-    seed: int,
-    scorer: Optional[Callable],
+    nlp: Language, name: str, model: Model, target: str, scorer: Optional[Callable], settings: SiftSettings
 ) -> SiftLabeler:
     """Generative span labeling with a causal LM fine-tuned on in-context prompts (SIFT)."""
-    settings = SiftSettings(
-        strategy=strategy,
-        instruction=instruction,
-        label_definitions=dict(label_definitions),
-        n_demos=n_demos,
-        selector=selector,
-        max_prompt_tokens=max_prompt_tokens,
-        max_new_tokens=max_new_tokens,
-        constrained=constrained,
-        max_span_tokens=max_span_tokens,
-        window=window,
-        stride=stride,
-        seed=seed,
-    )
     return SiftLabeler(nlp.vocab, model, name, target=target, settings=settings, scorer=scorer)
