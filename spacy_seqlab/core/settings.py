@@ -42,12 +42,24 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
 def check_int(name: str, value: Any, *, minimum: int = 1) -> None:
     """An integer of at least ``minimum``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        what = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        what = (
+            "a positive integer"
+            if minimum == 1
+            else "a non-negative integer"
+            if minimum == 0
+            else f"an integer >= {minimum}"
+        )
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 def check_number(
-    name: str, value: Any, *, low: float = 0, high: Optional[float] = None, low_open: bool = False, high_open: bool = True
+    name: str,
+    value: Any,
+    *,
+    low: float = 0,
+    high: Optional[float] = None,
+    low_open: bool = False,
+    high_open: bool = True,
 ) -> None:
     """A number from ``low`` (or above it, ``low_open``) up to ``high`` (or below it, ``high_open``)."""
     ok = _is_number(value) and (value > low if low_open else value >= low)
@@ -110,28 +122,26 @@ def to_config(settings: Any) -> Dict[str, Any]:
     }
 
 
+def _config_default(f: dataclasses.Field) -> Any:
+    """A field's default as a config value (``inspect.Parameter.empty`` where it has none)."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        default = f.default_factory()  # type: ignore[misc]
+    else:
+        return inspect.Parameter.empty
+    return to_config(default) if dataclasses.is_dataclass(default) else default
+
+
 def config_defaults(group: Type[Any], *, omit: Sequence[str] = (), **overrides: Any) -> Dict[str, Any]:
     """The default config table of ``group``: every field with a default, then ``overrides``.
 
     Fields without a default must be given in ``overrides`` (or left to the user's config).
     """
-    table: Dict[str, Any] = {}
-    for f in group_fields(group):
-        if f.name in omit:
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            continue
-        table[f.name] = to_config(default) if dataclasses.is_dataclass(default) else default
+    table = {f.name: _config_default(f) for f in group_fields(group) if f.name not in omit}
+    table = {k: v for k, v in table.items() if v is not inspect.Parameter.empty}
     table.update(overrides)
-    return {k: v for k, v in table.items() if v is not None or k in overrides or not _is_group_field(group, k)}
-
-
-def _is_group_field(group: Type[Any], name: str) -> bool:
-    return _nested_group(get_type_hints(group)[name]) is not None
+    return table
 
 
 def _config_annotation(annotation: Any) -> Any:
@@ -142,17 +152,11 @@ def _config_annotation(annotation: Any) -> Any:
 def _parameters(group: Type[Any], omit: Sequence[str]) -> Iterable[inspect.Parameter]:
     hints = get_type_hints(group)
     for f in group_fields(group):
-        if f.name in omit:
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            default = inspect.Parameter.empty
-        if dataclasses.is_dataclass(default):
-            default = to_config(default)
-        yield inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=_config_annotation(hints[f.name]))
+        if f.name not in omit:
+            annotation = _config_annotation(hints[f.name])
+            yield inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=_config_default(f), annotation=annotation
+            )
 
 
 def registered_with(*groups: Type[Any], omit: Sequence[str] = ()) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -198,4 +202,3 @@ def _build_group(group: Type[T], values: Dict[str, Any]) -> T:
         nested = _nested_group(hints[key])
         kwargs[key] = nested_from_config(nested, value, key) if nested is not None else value
     return group(**kwargs)
-
