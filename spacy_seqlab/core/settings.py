@@ -173,11 +173,11 @@ def registered_with(*groups: Type[Any], omit: Sequence[str] = ()) -> Callable[[C
         signature = inspect.signature(build)
         all_params = list(signature.parameters.values())
         own, group_params = all_params[: len(all_params) - len(groups)], all_params[len(all_params) - len(groups) :]
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
         fields = [[f.name for f in group_fields(group) if f.name not in omit] for group in groups]
 
         @functools.wraps(build)
-        def registered(**kwargs: Any) -> T:
+        def registered(*args: Any, **kwargs: Any) -> T:
+            kwargs.update(zip([p.name for p in own], args))  # the builder's own parameters may come by position
             built = {
                 param.name: _build_group(group, {k: kwargs[k] for k in keys if k in kwargs})
                 for param, group, keys in zip(group_params, groups, fields)
