@@ -1,8 +1,11 @@
 """Train one system with `spacy train`, timing it: the project's wrapper around spaCy's trainer.
 
-    python scripts/train.py NAME CONFIG --output training/NAME [--set key=value ...]
+    python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--set key=value ...]
 
 `--set` takes spaCy config overrides (values parsed as JSON when they can be, else strings).
+`--steps N` trains for exactly N steps and evaluates at the last one: it sets `training.max_epochs` to 0 and
+`training.max_steps`, `training.eval_frequency` and the schedule's `training.optimizer.learn_rate.total_steps`
+to N (spaCy also evaluates at step 0); a `--set` of one of them wins.
 Model names given as `pypi:` aliases are resolved to local folders for spacy-transformers,
 which does not know them. The wall time goes to OUTPUT/train_time.json.
 """
@@ -38,16 +41,31 @@ def parse_overrides(items: List[str]) -> Dict[str, Any]:
     return overrides
 
 
+def step_overrides(steps: int) -> Dict[str, Any]:
+    """The settings that train for exactly ``steps`` steps, evaluating at the last one."""
+    return {
+        "training.max_epochs": 0,
+        "training.max_steps": steps,
+        "training.eval_frequency": steps,
+        "training.optimizer.learn_rate.total_steps": steps,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
     parser.add_argument("config", type=Path)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--steps", type=int, default=None, help="Train exactly N steps, evaluating at the last one")
     parser.add_argument("--gpu-id", type=int, default=-1)
-    parser.add_argument("--no-train", action="store_true", help="Only initialize (e.g. in-context learning without fine-tuning)")
+    parser.add_argument(
+        "--no-train", action="store_true", help="Only initialize (e.g. in-context learning without fine-tuning)"
+    )
     args = parser.parse_args()
     overrides = parse_overrides(args.overrides)
+    if args.steps is not None:
+        overrides = {**step_overrides(args.steps), **overrides}
     args.output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.no_train:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import BILOU, IOB2, IOBES, Entities
 from spacy.training.iob_utils import biluo_to_iob
+from strategies import sized_span_tuples, span_tuples
 
 from spacy_seqlab.core.schemes import (
     TagSet,
@@ -34,8 +35,6 @@ REPAIRS = ["strict", "lenient"]
 SEQEVAL = {"iob2": IOB2, "bioes": IOBES}
 FEW = settings(max_examples=200, deadline=None)
 
-Span = Tuple[int, int, str]
-
 
 def tag_sequences(prefixes: str, max_size: int = 12):
     """Random (mostly ill-formed) tag sequences over ``prefixes`` and LABELS."""
@@ -52,24 +51,6 @@ def as_iobes(tags: List[str]) -> List[str]:
 
 
 @st.composite
-def spans_over(draw, n_tokens: int) -> List[Span]:
-    spans, i = [], 0
-    while i < n_tokens:
-        end = min(n_tokens, i + draw(st.integers(1, 4)))
-        label = draw(st.sampled_from(LABELS + [None]))
-        if label:
-            spans.append((i, end, label))
-        i = end
-    return spans
-
-
-@st.composite
-def sized_spans(draw) -> Tuple[int, List[Span]]:
-    n_tokens = draw(st.integers(0, 15))
-    return n_tokens, draw(spans_over(n_tokens))
-
-
-@st.composite
 def scheme_and_tags(draw) -> Tuple[str, List[str]]:
     scheme = draw(st.sampled_from(SPAN_SCHEMES))
     return scheme, draw(tag_sequences(SCHEME_PREFIXES[scheme]))
@@ -79,7 +60,7 @@ def scheme_and_tags(draw) -> Tuple[str, List[str]]:
 
 
 @FEW
-@given(sized_spans(), st.sampled_from(SPAN_SCHEMES), st.sampled_from(REPAIRS))
+@given(sized_span_tuples(LABELS, max_tokens=15), st.sampled_from(SPAN_SCHEMES), st.sampled_from(REPAIRS))
 def test_spans_to_tags_to_spans_is_identity(sized, scheme, repair):
     n_tokens, spans = sized
     tags = spans_to_tags(n_tokens, spans, scheme)
@@ -168,7 +149,7 @@ def tagset_sequences(draw) -> Tuple[TagSet, List[str]]:
     tagset = TagSet(LABELS, scheme)
     n_tokens = draw(st.integers(0, 8))
     random_tags = st.lists(st.sampled_from(tagset.tags), min_size=n_tokens, max_size=n_tokens)
-    from_spans = spans_over(n_tokens).map(lambda spans: spans_to_tags(n_tokens, spans, scheme))
+    from_spans = span_tuples(n_tokens, LABELS).map(lambda spans: spans_to_tags(n_tokens, spans, scheme))
     return tagset, draw(st.one_of(random_tags, from_spans))
 
 
@@ -193,7 +174,7 @@ def test_transition_mask_shapes_and_plain_tags():
 
 
 @FEW
-@given(sized_spans(), st.sampled_from(SPAN_SCHEMES), st.data())
+@given(sized_span_tuples(LABELS, max_tokens=15), st.sampled_from(SPAN_SCHEMES), st.data())
 def test_convert_tags_keeps_missing_positions(sized, target, data):
     n_tokens, spans = sized
     tags: List[Optional[str]] = list(spans_to_tags(n_tokens, spans, "bioes"))
@@ -209,7 +190,7 @@ def test_convert_tags_keeps_missing_positions(sized, target, data):
 
 
 @FEW
-@given(sized_spans())
+@given(sized_span_tuples(LABELS, max_tokens=15))
 def test_convert_tags_biluo_to_iob2_matches_spacy(sized):
     n_tokens, spans = sized
     biluo = [tag.replace("E-", "L-", 1).replace("S-", "U-", 1) for tag in spans_to_tags(n_tokens, spans, "bioes")]

@@ -22,6 +22,7 @@ from spacy.training import Example
 from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
 from spacy.training.loop import create_evaluation_callback
 from spacy.util import registry
+from strategies import span_tuples
 from typer.testing import CliRunner
 
 from spacy_seqlab.cli.evaluate import app, print_seqeval_scores, seqeval_stems, seqlab_evaluate
@@ -65,26 +66,14 @@ def seqeval_reference(y_true, y_pred, seqeval_scheme):
 
 
 @st.composite
-def span_sets(draw, n_tokens: int) -> List[SpanTuple]:
-    """Non-overlapping spans over ``n_tokens``, adjacent same-label spans included."""
-    spans, i = [], 0
-    while i < n_tokens:
-        end = min(n_tokens, i + draw(st.integers(1, 3)))
-        label = draw(st.sampled_from(LABELS + [None, None]))
-        if label:
-            spans.append((i, end, label))
-        i = end
-    return spans
-
-
-@st.composite
 def gold_pred_docs(draw) -> Tuple[int, List[SpanTuple], List[SpanTuple]]:
     n_tokens = draw(st.integers(0, 12))
-    gold = draw(span_sets(n_tokens))
+    spans = span_tuples(n_tokens, LABELS, max_length=3, outside=2)
+    gold = draw(spans)
     # Predictions that often share spans with the gold, so hits, misses and label errors all occur.
     subset = [span for span in gold if draw(st.booleans())]
     relabelled = [(s, e, draw(st.sampled_from(LABELS))) for s, e, _ in gold]
-    pred = draw(st.one_of(st.just(gold), st.just(subset), st.just(relabelled), span_sets(n_tokens)))
+    pred = draw(st.one_of(st.just(gold), st.just(subset), st.just(relabelled), spans))
     return n_tokens, gold, pred
 
 
@@ -175,9 +164,7 @@ def test_tokenization_mismatch_scores_on_predicted_tokens():
     predicted.set_ents([Span(predicted, 2, 3, "LOC"), Span(predicted, 4, 5, "ORG")], default="outside")
     scores = make_seqeval_scorer()([Example(predicted, reference)])
     # "New York" cannot be aligned to the predicted tokens: gold there is missing, read as O.
-    expected = seqeval_reference(
-        [["O", "O", "O", "O", "B-ORG", "O"]], [["O", "O", "B-LOC", "O", "B-ORG", "O"]], IOB2
-    )
+    expected = seqeval_reference([["O", "O", "O", "O", "B-ORG", "O"]], [["O", "O", "B-LOC", "O", "B-ORG", "O"]], IOB2)
     assert (scores["seqeval_p"], scores["seqeval_r"], scores["seqeval_f"]) == expected[:3]
     assert expected[:3] == (0.5, 1.0, pytest.approx(2 / 3))
     assert scores["seqeval_per_type"] == expected[3]

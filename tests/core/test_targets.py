@@ -1,7 +1,5 @@
 """Targets: parsing, gold tags aligned to the predicted tokens, reading and writing Docs."""
 
-from typing import List, Tuple
-
 import numpy
 import pytest
 import spacy
@@ -9,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 from spacy.training import Example
+from strategies import sized_span_tuples
 
 from spacy_seqlab.core.schemes import TagSet
 from spacy_seqlab.core.targets import Target
@@ -217,21 +216,10 @@ def test_write_rejects_wrong_number_of_predictions():
 # -- round trip ------------------------------------------------------------------------------
 
 
-@st.composite
-def docs_with_spans(draw) -> Tuple[int, List[Tuple[int, int, str]]]:
-    n_tokens = draw(st.integers(0, 12))
-    spans, i = [], 0
-    while i < n_tokens:
-        end = min(n_tokens, i + draw(st.integers(1, 4)))
-        label = draw(st.sampled_from(LABELS + [None]))
-        if label:
-            spans.append((i, end, label))
-        i = end
-    return n_tokens, spans
-
-
 @settings(max_examples=150, deadline=None)
-@given(docs_with_spans(), st.sampled_from(["iob2", "bioes"]), st.sampled_from(["ents", "spans:sc"]))
+@given(
+    sized_span_tuples(LABELS, max_tokens=12), st.sampled_from(["iob2", "bioes"]), st.sampled_from(["ents", "spans:sc"])
+)
 def test_doc_tags_encode_write_round_trip(doc_spans, scheme, value):
     n_tokens, spans = doc_spans
     target = Target.parse(value)
