@@ -1,5 +1,6 @@
 import copy
 import json
+import os
 import random
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_embed_mode_uses_the_signal(tiny_model_dir):
     words = ["alice", "lives", "in", "paris"]
     a = Doc(nlp.vocab, words=words, pos=["PROPN", "VERB", "ADP", "PROPN"])
     b = Doc(nlp.vocab, words=words, pos=["NOUN", "VERB", "ADP", "PROPN"])
-    scores_a, scores_b = tagger.model.predict([a, b])
+    scores_a, scores_b = tagger.model.predict([a, b]).tags
     assert not numpy.allclose(scores_a[0], scores_b[0])  # the changed tag changes that token's scores
     numpy.testing.assert_allclose(scores_a[1:], scores_b[1:], atol=1e-6)  # and nothing else (the backbone is blind to it)
     with pytest.raises(MissingSignalError, match="tagger"):
@@ -70,9 +71,8 @@ def test_head_mode_learns_the_auxiliary_task_and_predicts_without_it(tiny_model_
 
     def aux_accuracy():
         docs = [eg.predicted for eg in examples]
-        scores = tagger.model.predict(docs)
-        n_tags = len(tagger.tagset)
-        predicted = numpy.concatenate([s[:, n_tags:].argmax(axis=1) for s in scores])
+        scores = tagger.model.predict(docs).auxiliary["pos"]
+        predicted = numpy.concatenate([s.argmax(axis=1) for s in scores])
         gold = numpy.concatenate([vocab.encode(signal_values(d, "POS")) for d in docs])
         return float((predicted == gold).mean()), gold
 
@@ -108,7 +108,7 @@ def test_vanilla_config_is_the_plain_tagger(tiny_model_dir):
     for name in ("W", "b"):
         dest.set_param(name, copy.deepcopy(source.get_param(name)))
     docs = [eg.predicted for eg in examples]
-    for a, b in zip(multi.model.predict(docs), plain.model.predict(docs)):
+    for a, b in zip(multi.model.predict(docs).tags, plain.model.predict(docs).tags):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -193,11 +193,11 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
 
     texts = ["Alice moved to Berlin last year .", "@user watching the Lakers game tonight #NBA", ""]
     expected = _ents(nlp, texts)
-    probs = nlp.get_pipe("seqlab_ner").model.predict(list(nlp.pipe(texts[:2], disable=["seqlab_ner"])))
+    probs = nlp.get_pipe("seqlab_ner").model.predict(list(nlp.pipe(texts[:2], disable=["seqlab_ner"]))).tags
     nlp.to_disk(tmp_path / "copy")
     copy_nlp = spacy.load(tmp_path / "copy")
     assert _ents(copy_nlp, texts) == expected
-    copy_probs = copy_nlp.get_pipe("seqlab_ner").model.predict(list(copy_nlp.pipe(texts[:2], disable=["seqlab_ner"])))
+    copy_probs = copy_nlp.get_pipe("seqlab_ner").model.predict(list(copy_nlp.pipe(texts[:2], disable=["seqlab_ner"]))).tags
     for a, b in zip(probs, copy_probs):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
@@ -207,6 +207,8 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
     assert any(r.startswith("spacy-seqlab") for r in meta["requirements"]), meta["requirements"]
     _run(["-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(next((tmp_path / "pkg").glob("**/dist/*.whl")))])
     script = f"import json, spacy; nlp = spacy.load('en_multitask_test'); print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))"
-    env = {"PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    # The package, and the spacy-seqlab under test (when it comes from PYTHONPATH rather than an install).
+    path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
