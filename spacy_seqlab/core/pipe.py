@@ -60,7 +60,10 @@ class Part:
         path.write_bytes(data.encode("utf8") if isinstance(data, str) else data)
 
     def read_from(self, path: Path) -> None:
-        self.read(path) if self.read is not None else self.load(path.read_bytes())
+        if self.read is not None:
+            self.read(path)
+        else:
+            self.load(path.read_bytes())
 
 
 class LabeledPipe(TrainablePipe):
@@ -160,7 +163,9 @@ class LabeledPipe(TrainablePipe):
         """The component's saved parts, in the order they are restored (cfg first, the model last)."""
         exclude = list(exclude)
         return {
-            "cfg": Part(lambda: srsly.json_dumps(self.cfg, indent=2), lambda data: self.cfg.update(srsly.json_loads(data))),
+            "cfg": Part(
+                lambda: srsly.json_dumps(self.cfg, indent=2), lambda data: self.cfg.update(srsly.json_loads(data))
+            ),
             "vocab": Part(
                 lambda: self.vocab.to_bytes(exclude=exclude),
                 lambda data: self.vocab.from_bytes(data, exclude=exclude),
@@ -181,9 +186,9 @@ class LabeledPipe(TrainablePipe):
         saved = self.model.attrs.get(LABELS_ATTR)
         if saved is not None and list(saved) != list(self.labels):
             raise ArtifactError(
-                f"the weights were trained for the labels {list(saved)}, but its cfg has the labels {list(self.labels)}: "
-                "the files come from different pipelines. Restore the component's directory as it was saved (cfg and "
-                "model together), or train the component again"
+                f"the weights were trained for the labels {list(saved)}, but its cfg has the labels "
+                f"{list(self.labels)}: the files come from different pipelines. Restore the component's directory "
+                "as it was saved (cfg and model together), or train the component again"
             )
 
     def _guard(self, where: Any, read: Callable[[], Any]) -> Any:
@@ -206,7 +211,9 @@ class LabeledPipe(TrainablePipe):
             ) from err
 
     @staticmethod
-    def _require_parts(parts: Dict[str, Part], exclude: Iterable[str], present: Callable[[str], bool], describe: Callable[[str], str]) -> None:
+    def _require_parts(
+        parts: Dict[str, Part], exclude: Iterable[str], present: Callable[[str], bool], describe: Callable[[str], str]
+    ) -> None:
         for name, part in parts.items():
             if not part.optional and name.split(".")[0] not in exclude and not present(name):
                 raise ArtifactError(f"{describe(name)} is missing; {REPAIR_HINT}")
@@ -254,7 +261,11 @@ class LabeledPipe(TrainablePipe):
 
         msg = self._guard(where, unpack)
         setters = {
-            name: (lambda data, name=name, part=part: self._guard(f"the {name!r} entry of {where}", lambda: part.load(data)))
+            name: (
+                lambda data, name=name, part=part: self._guard(
+                    f"the {name!r} entry of {where}", lambda: part.load(data)
+                )
+            )
             for name, part in parts.items()
         }
         util.from_dict(msg, setters, exclude)

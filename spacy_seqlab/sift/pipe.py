@@ -349,7 +349,8 @@ class SiftLabeler(LabeledPipe):
     # -- serialization: the demonstration pool travels with the pipe (demonstrations.json) --
 
     def _extra_parts(self) -> Dict[str, Part]:
-        return {"demonstrations.json": Part(lambda: srsly.json_dumps(self._pool_data()), lambda data: self._load_pool(srsly.json_loads(data)))}
+        pool = Part(lambda: srsly.json_dumps(self._pool_data()), lambda data: self._load_pool(srsly.json_loads(data)))
+        return {"demonstrations.json": pool}
 
     def _pool_data(self) -> Dict[str, Any]:
         return {"demos": self.pool.to_list(), "responses": self.responses}

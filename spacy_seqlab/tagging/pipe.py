@@ -11,7 +11,7 @@ Training is spaCy's ``TrainablePipe.update``.
 import warnings
 from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -19,16 +19,16 @@ from spacy.parts_of_speech import IDS as UPOS_IDS
 from spacy.tokens import Doc
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Ops, SequenceCategoricalCrossentropy
+from thinc.api import CategoricalCrossentropy, Ops
 from thinc.types import Floats2d, Ints1d
 
-from ..core.pipe import LabeledPipe
+from ..core.pipe import LabeledPipe, split_rows
 from ..core.schemes import REPAIRS, TagSet
 from ..core.scoring import make_seqeval_scorer
 from ..core.settings import check_choice, setting
 from ..core.targets import TARGET_FORMS, Target
 from .model import BACKBONE_SAMPLE, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
-from .signals import MissingSignalError, signal_gold
+from .signals import MissingSignalError, SignalVocab, signal_gold
 
 # Docs run through the upstream pipes at initialize, for the signals' vocabularies.
 SIGNAL_SAMPLE = 500
@@ -56,16 +56,18 @@ def cross_entropy(ops: Ops, probs: List[Floats2d], gold: List[Ints1d]) -> Tuple[
     """Summed cross-entropy of softmax outputs against gold ids (-1: no gold) and its gradient with
     respect to the softmax inputs, per Doc.
 
-    The gradient is thinc's (``SequenceCategoricalCrossentropy``, unnormalized, -1 masked). The loss
-    is computed here: thinc reports the sum of the squared gradients, not the cross-entropy.
+    The gradient is thinc's ``CategoricalCrossentropy`` (unnormalized, -1 masked), over the whole
+    batch at once. The loss is computed here: thinc's is the sum of the squared gradients, not
+    the cross-entropy.
     """
-    gold = [ops.asarray1i(g) for g in gold]
-    d_probs, _ = SequenceCategoricalCrossentropy(normalize=False, missing_value=-1)(probs, gold)
-    loss = 0.0
-    for p, g in zip(probs, gold):
-        rows = ops.xp.nonzero(g >= 0)[0]
-        loss -= float(ops.xp.log(ops.xp.clip(p[rows, g[rows]], 1e-12, None)).sum())
-    return loss, d_probs
+    if not probs:
+        return 0.0, []
+    flat = ops.xp.concatenate(probs)
+    ids = ops.asarray1i(numpy.concatenate([numpy.asarray(g) for g in gold]))
+    d_flat = CategoricalCrossentropy(normalize=False, missing_value=-1).get_grad(flat, ids)
+    rows = ops.xp.nonzero(ids >= 0)[0]
+    loss = -float(ops.xp.log(ops.xp.clip(flat[rows, ids[rows]], 1e-12, None)).sum())
+    return loss, split_rows(d_flat, [len(p) for p in probs])
 
 
 class SequenceTagger(LabeledPipe):
@@ -84,8 +86,10 @@ class SequenceTagger(LabeledPipe):
         self.model = model
         self.name = name
         settings = settings if settings is not None else TargetSettings()
-        self.cfg: Dict[str, object] = {"labels": [], **asdict(settings)}
-        self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=settings.target, scheme=settings.scheme)
+        self.cfg: Dict[str, Any] = {"labels": [], **asdict(settings)}
+        self.scorer = (
+            scorer if scorer is not None else make_seqeval_scorer(target=settings.target, scheme=settings.scheme)
+        )
         self._tagset: Optional[TagSet] = None
 
     @property
@@ -100,14 +104,18 @@ class SequenceTagger(LabeledPipe):
         """One tag id per token for each Doc (does not modify the Docs)."""
         docs = list(docs)
         if not self.labels:
-            raise ValueError(f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline")
+            raise ValueError(
+                f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline"
+            )
         if not any(len(doc) for doc in docs):
             return [numpy.zeros(len(doc), dtype=numpy.int64) for doc in docs]
         try:
             output: TaggerOutput = self.model.predict(docs)
         except MissingSignalError as err:
             raise err.naming(self.name) from None
-        return [numpy.asarray(self.model.ops.to_numpy(probs).argmax(axis=1), dtype=numpy.int64) for probs in output.tags]
+        return [
+            numpy.asarray(self.model.ops.to_numpy(probs).argmax(axis=1), dtype=numpy.int64) for probs in output.tags
+        ]
 
     def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
         target, tagset, repair = self.target, self.tagset, self.cfg["repair"]
@@ -142,13 +150,18 @@ class SequenceTagger(LabeledPipe):
             unknown += sum(1 for tag, i in zip(tags, ids) if tag is not None and i < 0)
             gold.append(ids)
         if unknown:
-            warnings.warn(f"[{self.name}] {unknown} gold tag(s) with labels outside {list(self.labels)} are ignored in the loss")
+            warnings.warn(
+                f"[{self.name}] {unknown} gold tag(s) with labels outside {list(self.labels)} are ignored in the loss",
+                stacklevel=2,
+            )
         return gold
 
-    def _signal_gold(self, doc: Doc, source: str, vocab) -> numpy.ndarray:
+    def _signal_gold(self, doc: Doc, source: str, vocab: SignalVocab) -> numpy.ndarray:
         gold = signal_gold(doc, source, vocab)
         if gold is None:
-            warnings.warn(f"[{self.name}] a training Doc lacks the signal {source!r}: its auxiliary loss is skipped")
+            warnings.warn(
+                f"[{self.name}] a training Doc lacks the signal {source!r}: its auxiliary loss is skipped", stacklevel=2
+            )
             return numpy.full(len(doc), -1, dtype=numpy.int64)
         return gold
 
@@ -177,12 +190,13 @@ class SequenceTagger(LabeledPipe):
             self.add_label(label)
         self._require_labels()
         output_layer = self.model.get_ref("output_layer")
-        if output_layer.has_dim("nO") and output_layer.get_dim("nO") != len(self.tagset):
+        n_tags = len(self.tagset)
+        if output_layer.has_dim("nO") and output_layer.get_dim("nO") != n_tags:
             raise ValueError(
-                f"Component '{self.name}': model.nO = {output_layer.get_dim('nO')} does not fit the {len(self.tagset)} tags "
-                f"of the labels {list(self.labels)} in scheme {scheme}; leave nO unset (null): it is set from the labels"
+                f"Component '{self.name}': model.nO = {output_layer.get_dim('nO')} does not fit the {n_tags} tags of "
+                f"the labels {list(self.labels)} in scheme {scheme}; leave nO unset (null): it is set from the labels"
             )
-        output_layer.set_dim("nO", len(self.tagset))
+        output_layer.set_dim("nO", n_tags)
         if tagger_signals(self.model):
             sample = self._annotated_sample(get_examples, nlp)
         else:

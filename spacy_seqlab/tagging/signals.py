@@ -27,13 +27,14 @@ UNKNOWN = "<unk>"
 _ATTRS = {"POS": POS, "TAG": TAG, "DEP": DEP, "ENT_IOB": ENT_IOB, "ENT_TYPE": ENT_TYPE, "MORPH": MORPH}
 _IOB_NAMES = {0: "", 1: "I", 2: "O", 3: "B"}
 # Which pipe provides each source, for error messages.
+_WITH_A_TAGGER = "(e.g. sourced from a pipeline with a tagger, such as en_core_web_sm)"
 PROVIDERS = {
-    "POS": "a 'tagger' + 'attribute_ruler' or a 'morphologizer' (e.g. sourced from a pipeline with a tagger, such as en_core_web_sm)",
-    "TAG": "a 'tagger' (e.g. sourced from a pipeline with a tagger, such as en_core_web_sm)",
+    "POS": f"a 'tagger' + 'attribute_ruler' or a 'morphologizer' {_WITH_A_TAGGER}",
+    "TAG": f"a 'tagger' {_WITH_A_TAGGER}",
     "DEP": "a 'parser' (e.g. sourced from a pipeline with a parser, such as en_core_web_sm)",
     "ENT_IOB": "an 'ner' component",
     "ENT_TYPE": "an 'ner' component",
-    "MORPH": "a 'morphologizer' or 'tagger' + 'attribute_ruler' (e.g. sourced from a pipeline with a tagger, such as en_core_web_sm)",
+    "MORPH": f"a 'morphologizer' or 'tagger' + 'attribute_ruler' {_WITH_A_TAGGER}",
 }
 
 
@@ -59,7 +60,9 @@ class MissingSignalError(ValueError):
 class SignalSettings:
     """One auxiliary signal of ``spacy_seqlab.Tagger.v1``: a value per token read from upstream annotations."""
 
-    source: str = setting(help="Where the values come from: POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH:Field, or spans:KEY.")
+    source: str = setting(
+        help="Where the values come from: POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH:Field, or spans:KEY."
+    )
     mode: str = setting(
         "embed", "'embed' (input feature, needed at inference), 'head' (auxiliary loss, training only) or 'both'."
     )
@@ -135,7 +138,9 @@ def missing_message(source: str, component: Optional[str] = None) -> str:
     """What to add to the pipeline for a Doc that lacks ``source`` (``component``: the reader, if known)."""
     parsed = parse_source(source)
     if parsed["spans"] is not None:
-        provider = "'seqlab_oie'" if parsed["spans"] == "oie_rel" else f"a component that sets doc.spans[{parsed['spans']!r}]"
+        provider = (
+            "'seqlab_oie'" if parsed["spans"] == "oie_rel" else f"a component that sets doc.spans[{parsed['spans']!r}]"
+        )
     else:
         provider = PROVIDERS[parsed["attr"]]
     reader, before = (f"Component '{component}'", f"'{component}'") if component else ("A tagger", "it")

@@ -26,7 +26,11 @@ class Toy(LabeledPipe):
         self.notes = []
 
     def _extra_parts(self):
-        return {"notes.json": Part(lambda: srsly.json_dumps(self.notes), lambda data: setattr(self, "notes", srsly.json_loads(data)))}
+        return {
+            "notes.json": Part(
+                lambda: srsly.json_dumps(self.notes), lambda data: setattr(self, "notes", srsly.json_loads(data))
+            )
+        }
 
     def compute_loss(self, examples, scores):
         return scores, None
@@ -76,7 +80,10 @@ def test_a_damaged_bytes_entry_is_named_in_an_artifact_error(part):
     msg = srsly.msgpack_loads(Toy().to_bytes())
     del msg[CHECKSUMS_KEY]
     msg[part] = b"\x00\xff not a part"
-    with pytest.raises(ArtifactError, match=rf"Cannot load component 'toy': the '{part}' entry of the bytes of component 'toy' is truncated"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"Cannot load component 'toy': the '{part}' entry of the bytes of component 'toy' is truncated",
+    ):
         Toy().from_bytes(srsly.msgpack_dumps(msg))
     del msg[part]
     with pytest.raises(ArtifactError, match=rf"the bytes of component 'toy': the '{part}' entry is missing"):
@@ -86,5 +93,7 @@ def test_a_damaged_bytes_entry_is_named_in_an_artifact_error(part):
 def test_a_non_finite_loss_is_refused_naming_the_batch():
     examples = [Example(Doc(VOCAB, words=["a", "b"]), Doc(VOCAB, words=["a", "b"]))]
     assert Toy().get_loss(examples, 1.5) == (1.5, None)
-    with pytest.raises(ValueError, match=r"Component 'toy' got a non-finite loss \(nan\) on a batch of 1 docs starting with 'a b "):
+    with pytest.raises(
+        ValueError, match=r"Component 'toy' got a non-finite loss \(nan\) on a batch of 1 docs starting with 'a b "
+    ):
         Toy().get_loss(examples, float("nan"))

@@ -83,7 +83,10 @@ def test_every_token_of_a_long_doc_gets_a_tag_and_empty_docs_pass(tiny_model_dir
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "seqlab_bidir_tagger",
-        config={"target": "tag", "model": {"backbone": {"name": str(tiny_model_dir("llama")), "window": 16, "stride": 8, "lora": None}}},
+        config={
+            "target": "tag",
+            "model": {"backbone": {"name": str(tiny_model_dir("llama")), "window": 16, "stride": 8, "lora": None}},
+        },
     )
     train = [Doc(nlp.vocab, words=["the", "dog", "runs"], tags=["DT", "NN", "VBZ"]) for _ in range(4)]
     _train(nlp, train, epochs=1)
@@ -140,22 +143,41 @@ def test_spacy_train_evaluate_and_package(tiny_model_dir, tmp_path):
     best = tmp_path / "out" / "model-best"
     assert json.loads((best / "meta.json").read_text())["performance"]["seqeval_f"] is not None
 
-    result = _run(["-m", "spacy", "seqlab-evaluate", str(best), str(tmp_path / "dev.spacy"), "--output", str(tmp_path / "m.json")])
+    result = _run(
+        ["-m", "spacy", "seqlab-evaluate", str(best), str(tmp_path / "dev.spacy"), "--output", str(tmp_path / "m.json")]
+    )
     assert "seqeval" in result.stdout
     assert "seqeval_f" in json.loads((tmp_path / "m.json").read_text())
 
     # The packaged wheel records the plugin as a requirement and loads with no base model and no network.
     (tmp_path / "pkg").mkdir()
-    _run(["-m", "spacy", "package", str(best), str(tmp_path / "pkg"), "--name", "bidir_test", "--version", "0.0.1", "--build", "wheel"])
+    _run(
+        [
+            "-m",
+            "spacy",
+            "package",
+            str(best),
+            str(tmp_path / "pkg"),
+            "--name",
+            "bidir_test",
+            "--version",
+            "0.0.1",
+            "--build",
+            "wheel",
+        ]
+    )
     wheel = next((tmp_path / "pkg").glob("**/dist/*.whl"))
     meta = json.loads(next((tmp_path / "pkg").glob("**/meta.json")).read_text())
     assert any(r.startswith("spacy-seqlab") for r in meta["requirements"]), meta["requirements"]
     _run(["-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)])
     shutil.rmtree(base)
-    expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in spacy.load(best).pipe(["the dog", "fox dog the"])]
+    expected = [
+        [(e.start, e.end, e.label_) for e in doc.ents] for doc in spacy.load(best).pipe(["the dog", "fox dog the"])
+    ]
     script = (
         "import json, spacy; nlp = spacy.load('en_bidir_test');"
-        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(['the dog', 'fox dog the'])]))"
+        "texts = ['the dog', 'fox dog the'];"
+        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]))"
     )
     # The package, and the spacy-seqlab under test (when it comes from PYTHONPATH rather than an install).
     path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
@@ -168,7 +190,10 @@ def test_labels_from_initialize_settings_and_misaligned_gold_is_ignored(tiny_mod
     nlp = _tagger_nlp(tiny_model_dir("llama"), lora=None)
     tagger = nlp.get_pipe("seqlab_bidir_tagger")
     reference = Doc(
-        nlp.vocab, words=["New", "York", "-", "based", "firm"], spaces=[True, False, False, True, False], ents=["B-LOC", "I-LOC", "O", "O", "O"]
+        nlp.vocab,
+        words=["New", "York", "-", "based", "firm"],
+        spaces=[True, False, False, True, False],
+        ents=["B-LOC", "I-LOC", "O", "O", "O"],
     )
     # "York-based" straddles the gold entity's end: its gold, and that of "New", cannot be known.
     example = Example(Doc(nlp.vocab, words=["New", "York-based", "firm"]), reference)

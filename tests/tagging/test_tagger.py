@@ -19,8 +19,19 @@ from spacy_seqlab.tagging.model import TaggerOutput
 from spacy_seqlab.tagging.pipe import SequenceTagger, cross_entropy
 from spacy_seqlab.tagging.signals import MissingSignalError, SignalVocab, signal_values
 
-LEXICON = {"alice": "PROPN", "bob": "PROPN", "paris": "PROPN", "lives": "VERB", "in": "ADP", "the": "DET", "city": "NOUN"}
-SIGNALS = {"pos": {"source": "POS", "mode": "embed", "width": 4}, "dep": {"source": "POS", "mode": "head", "loss_weight": 0.5}}
+LEXICON = {
+    "alice": "PROPN",
+    "bob": "PROPN",
+    "paris": "PROPN",
+    "lives": "VERB",
+    "in": "ADP",
+    "the": "DET",
+    "city": "NOUN",
+}
+SIGNALS = {
+    "pos": {"source": "POS", "mode": "embed", "width": 4},
+    "dep": {"source": "POS", "mode": "head", "loss_weight": 0.5},
+}
 
 
 def _examples(vocab, n=4, seed=0):
@@ -36,7 +47,10 @@ def _examples(vocab, n=4, seed=0):
 
 def _tagger(model_dir, signals=SIGNALS, factory="seqlab_multitask_ner"):
     nlp = spacy.blank("en")
-    tagger = nlp.add_pipe(factory, config={"model": {"backbone": {"name": str(model_dir), "lora": None, "unmask": "none"}, "signals": signals}})
+    tagger = nlp.add_pipe(
+        factory,
+        config={"model": {"backbone": {"name": str(model_dir), "lora": None, "unmask": "none"}, "signals": signals}},
+    )
     examples = _examples(nlp.vocab)
     nlp.initialize(lambda: examples)
     return nlp, tagger, examples
@@ -104,7 +118,9 @@ def test_loss_is_the_old_formula_with_weighted_heads(tiny_model_dir):
     output = tagger.model.predict([eg.predicted for eg in examples])
     loss, d_output = tagger.get_loss(examples, output)
     assert isinstance(d_output, TaggerOutput) and list(d_output.auxiliary) == ["dep"]
-    gold = numpy.concatenate([tagger.tagset.encode(tagger.target.gold_tags(eg, "iob2"), unknown="missing") for eg in examples])
+    gold = numpy.concatenate(
+        [tagger.tagset.encode(tagger.target.gold_tags(eg, "iob2"), unknown="missing") for eg in examples]
+    )
     vocab = SignalVocab(tagger.model.attrs["signal_values"]["dep"])
     aux_gold = numpy.concatenate([vocab.encode(signal_values(eg.predicted, "POS"), unknown=-1) for eg in examples])
     tag_loss, d_tags = _old_cross_entropy(numpy.concatenate(output.tags), gold)
@@ -128,12 +144,25 @@ def test_presets_differ_only_in_their_default_model():
     assert bidir_config == multi_config == {"target": "ents", "scheme": None, "repair": "strict", "scorer": None}
     assert bidir_model.pop("backbone") != multi_model.pop("backbone")
     assert bidir_model == multi_model
-    assert bidir_model == {"@architectures": "spacy_seqlab.Tagger.v1", "dropout": 0.1, "head_learn_rate_factor": 10.0, "nO": None, "signals": {}}
+    assert bidir_model == {
+        "@architectures": "spacy_seqlab.Tagger.v1",
+        "dropout": 0.1,
+        "head_learn_rate_factor": 10.0,
+        "nO": None,
+        "signals": {},
+    }
     # Given the same model, the two factories build the same component.
     configs = {}
     for factory in ("seqlab_bidir_tagger", "seqlab_multitask_ner"):
         nlp = spacy.blank("en")
-        pipe = nlp.add_pipe(factory, name="tagger", config={"model": copy.deepcopy(bidir.default_config["model"]), "target": "tag"})
-        assert type(pipe) is SequenceTagger and pipe.cfg == {"labels": [], "target": "tag", "scheme": "tags", "repair": "strict"}
+        pipe = nlp.add_pipe(
+            factory, name="tagger", config={"model": copy.deepcopy(bidir.default_config["model"]), "target": "tag"}
+        )
+        assert type(pipe) is SequenceTagger and pipe.cfg == {
+            "labels": [],
+            "target": "tag",
+            "scheme": "tags",
+            "repair": "strict",
+        }
         configs[factory] = {k: v for k, v in nlp.config["components"]["tagger"].items() if k != "factory"}
     assert configs["seqlab_bidir_tagger"] == configs["seqlab_multitask_ner"]
