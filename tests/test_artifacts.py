@@ -71,7 +71,9 @@ def _behaviour(nlp, factory):
         prompts = [pipe.prompter.prompt(text).generation_prefix for text in TEXTS[:2]]
         raw = generate(pipe.module.transformer, pipe.module.tokenizer, prompts, max_new_tokens=6)
     else:
-        raw = [numpy.round(scores, 5).tolist() for scores in pipe.model.predict([nlp.make_doc(text) for text in TEXTS[:2]])]
+        output = pipe.model.predict([nlp.make_doc(text) for text in TEXTS[:2]])
+        raw = [numpy.round(scores, 5).tolist() for scores in output.tags]
+        raw += [numpy.round(scores, 5).tolist() for name in sorted(output.auxiliary) for scores in output.auxiliary[name]]
     return _ents(nlp), raw
 
 

@@ -18,16 +18,16 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_seqlab.hf.backbone import BackboneSettings, build_hf_backbone
-from spacy_seqlab.tagging.bidir import build_bidir_tagger
 from spacy_seqlab.hf.loading import ModelLoadError
 from spacy_seqlab.hf.lora import LoraSettings
-from spacy_seqlab.tagging.multitask import build_multitask_tagger
+from spacy_seqlab.tagging.model import TaggerSettings, build_tagger
+from spacy_seqlab.tagging.pipe import TargetSettings
 from spacy_seqlab.tagging.signals import SignalSettings
 from spacy_seqlab.sift.pipe import SiftSettings
 
 BIDIR, MULTI, SFT, OIE = "seqlab_bidir_tagger", "seqlab_multitask_ner", "seqlab_llm_sft", "seqlab_oie"
 ARCH = {BIDIR: "llama", MULTI: "bert", SFT: "llama"}
-ARCHITECTURES = {BIDIR: build_bidir_tagger, MULTI: build_multitask_tagger}
+ARCHITECTURES = {BIDIR: build_tagger, MULTI: build_tagger}
 
 CONSTRUCT, INITIALIZE = "construct", "initialize"
 
@@ -89,7 +89,7 @@ CASES = [
     (BIDIR, "nO", {"model": {"nO": 7}}, INITIALIZE, r"model\.nO = 7", r"leave nO unset"),
     (BIDIR, "labels", {"target": "pos", "labels": ["NOUN", "NN"]}, INITIALIZE, r"target pos: its labels", r"Universal POS tags \(ADJ, .*VERB, X\); not UPOS: \['NN'\]"),
     (MULTI, "labels", {"labels": ["PER", "O"]}, INITIALIZE, r"span label 'O'", r"non-empty and not 'O'"),
-    # -- signals of seqlab_multitask_ner --
+    # -- signals of the taggers --
     (MULTI, "signals", {"model": {"signals": {"pos": "POS"}}}, CONSTRUCT, r"signals", r"Dict"),
     (MULTI, "source", {"model": {"signals": {"pos": {"source": "FOO"}}}}, CONSTRUCT, r"signal source 'FOO'", r"POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH, MORPH:Field, spans:KEY"),
     (MULTI, "source", {"model": {"signals": {"pos": {"mode": "head"}}}}, CONSTRUCT, r"needs a source", r"POS, TAG, DEP"),
@@ -195,7 +195,7 @@ def test_invalid_setting_is_named_with_its_allowed_values(tiny_model_dir, tmp_pa
 
 
 def _settings(factory):
-    """Every setting of a factory: its own, its backbone's, LoRA's and (multitask) a signal's."""
+    """Every setting of a factory: its own, its backbone's, LoRA's and (taggers) a signal's."""
     own = set(spacy.Language.get_factory_meta(factory).default_config)
     own.discard("model")
     if factory == OIE:
@@ -204,8 +204,9 @@ def _settings(factory):
     own |= {f.name for f in fields(LoraSettings)} | {"labels"}  # labels: [initialize.components]
     if factory != SFT:
         own |= set(inspect.signature(ARCHITECTURES[factory]).parameters) - {"backbone"}
-    if factory == MULTI:
+    if factory in (BIDIR, MULTI):
         own |= {"signals"} | {f.name for f in fields(SignalSettings)}
+        own |= {f.name for f in fields(TaggerSettings)} | {f.name for f in fields(TargetSettings)}
     if factory == SFT:
         assert {f.name for f in fields(SiftSettings)} <= own
     return own

@@ -96,9 +96,9 @@ def test_misaligned_gold_tokens_carry_no_loss(tiny_model_dir):
     scores = tagger.model.predict([eg.predicted for eg in examples])
     _, d_scores = tagger.get_loss(examples, scores)
     # "Alices" straddles a gold entity boundary: unknown, so no gradient; "Bob" is known.
-    assert not d_scores[0][0].any() and d_scores[0][3].any()
+    assert not d_scores.tags[0][0].any() and d_scores.tags[0][3].any()
     # "Paris-based" is one gold B-LOC over three predicted tokens: B-LOC I-LOC I-LOC is known.
-    assert all(d_scores[1][i].any() for i in (1, 2, 3))
+    assert all(d_scores.tags[1][i].any() for i in (1, 2, 3))
 
 
 @pytest.mark.parametrize("factory", ["seqlab_bidir_tagger", "seqlab_multitask_ner"])

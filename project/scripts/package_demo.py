@@ -39,7 +39,9 @@ def main() -> None:
         "import json, spacy, sys; nlp = spacy.load(sys.argv[1]); doc = nlp(sys.argv[2]);"
         "print(json.dumps([[e.text, e.label_] for e in doc.ents]))"
     )
-    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    # The wheel, and the spacy-seqlab the workflow runs (when it comes from PYTHONPATH rather than an install).
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = run([sys.executable, "-c", script, f"en_{args.name}", SAMPLE], env=env)
     entities = json.loads(out.strip().splitlines()[-1])
     record = {"wheel": str(wheel), "size_mb": round(wheel.stat().st_size / 1e6, 1), "requirements": meta.get("requirements", []),

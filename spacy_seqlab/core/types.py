@@ -8,6 +8,4 @@ from thinc.types import Floats2d, Ints1d
 
 # Docs → one row of features per spaCy token (the backbone and everything built on it).
 DocFeaturesModel = Model[List[Doc], List[Floats2d]]
-# Docs → one row of label scores per spaCy token (a tagger).
-TaggerModel = Model[List[Doc], List[Floats2d]]
 TokenLabels = List[Ints1d]

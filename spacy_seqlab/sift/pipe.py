@@ -30,7 +30,7 @@ from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..core.pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe
+from ..core.pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe, Part
 from ..core.scoring import make_seqeval_scorer
 from ..core.settings import check_choice, check_int, config_defaults, registered_with, setting
 from ..core.targets import Target
@@ -348,11 +348,9 @@ class SiftLabeler(LabeledPipe):
 
     # -- serialization: the demonstration pool travels with the pipe (demonstrations.json) --
 
-    def _extra_data(self) -> Dict[str, bytes]:
-        return {"demonstrations.json": srsly.json_dumps(self._pool_data()).encode("utf8")}
-
-    def _load_extra_data(self, name: str, data: bytes) -> None:
-        self._load_pool(srsly.json_loads(data))
+    def _extra_parts(self) -> Dict[str, Part]:
+        pool = Part(lambda: srsly.json_dumps(self._pool_data()), lambda data: self._load_pool(srsly.json_loads(data)))
+        return {"demonstrations.json": pool}
 
     def _pool_data(self) -> Dict[str, Any]:
         return {"demos": self.pool.to_list(), "responses": self.responses}

@@ -1,13 +1,15 @@
-"""The trainable pipe shared by the token-classification factories.
+"""The token-classification pipe behind ``seqlab_bidir_tagger`` and ``seqlab_multitask_ner``.
 
-A :class:`SequenceTagger` owns a model ``Docs → per-token label probabilities`` and handles
-what every tagger needs: labels from ``initialize`` (data or ``[initialize.components]``),
+A :class:`SequenceTagger` owns a ``spacy_seqlab.Tagger.v1`` model (Docs → :class:`TaggerOutput`)
+and does what every tagger needs: labels from ``initialize`` (data or ``[initialize.components]``),
 gold read through a :class:`~spacy_seqlab.core.targets.Target` (misaligned or unannotated tokens
-are ignored by the loss, never read as ``O``), cross-entropy, argmax decoding with
-seqeval-strict repair, writing to the target, and seqeval scoring.
+are ignored by the loss, never read as ``O``), cross-entropy on the tags plus each auxiliary
+head's, argmax decoding with seqeval-strict repair, writing to the target, and seqeval scoring.
+Training is spaCy's ``TrainablePipe.update``.
 """
 
 import warnings
+from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -15,40 +17,57 @@ import numpy
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as UPOS_IDS
 from spacy.tokens import Doc
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Model, Optimizer, Softmax_v2, set_dropout_rate
+from thinc.api import CategoricalCrossentropy, Ops
 from thinc.types import Floats2d, Ints1d
 
 from ..core.pipe import LabeledPipe, split_rows
 from ..core.schemes import REPAIRS, TagSet
 from ..core.scoring import make_seqeval_scorer
-from ..core.targets import Target
+from ..core.settings import check_choice, setting
+from ..core.targets import TARGET_FORMS, Target
+from .model import BACKBONE_SAMPLE, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
+from .signals import MissingSignalError, SignalVocab, signal_gold
+
+# Docs run through the upstream pipes at initialize, for the signals' vocabularies.
+SIGNAL_SAMPLE = 500
 
 
-def cross_entropy(ops: Any, probs: Floats2d, gold: numpy.ndarray) -> Tuple[float, Floats2d]:
-    """Summed cross-entropy of softmax outputs ``probs`` against ids ``gold`` (-1: ignored), and its
-    gradient with respect to the softmax inputs."""
-    gold = ops.asarray1i(gold)
-    rows = ops.xp.nonzero(gold >= 0)[0]
-    d_probs = probs.copy()
-    d_probs[rows, gold[rows]] -= 1.0
-    d_probs[gold < 0] = 0.0
-    loss = float(-ops.xp.log(ops.xp.clip(probs[rows, gold[rows]], 1e-12, None)).sum())
-    return loss, d_probs
+@dataclass
+class TargetSettings:
+    """Where a tagger's labels live on a Doc and how its tags are read."""
+
+    target: str = setting("ents", f"Where the labels live: {', '.join(TARGET_FORMS)}.")
+    scheme: Optional[str] = setting(
+        None, "Tag scheme: iob2 or bioes for span targets, tags for tag/pos; null: iob2 for spans, tags otherwise."
+    )
+    repair: str = setting(
+        "strict", "How ill-formed predicted tag sequences are read: 'strict' (seqeval strict) or 'lenient' (conlleval)."
+    )
+
+    def __post_init__(self) -> None:
+        parsed = Target.parse(self.target)
+        self.scheme = parsed.check_scheme(self.scheme or parsed.default_scheme)
+        check_choice("repair", self.repair, REPAIRS)
 
 
-def head_layer(nO: Optional[int], learn_rate_factor: float) -> Model:
-    """A softmax output layer that learns at ``learn_rate_factor`` times the optimizer's rate.
+def cross_entropy(ops: Ops, probs: List[Floats2d], gold: List[Ints1d]) -> Tuple[float, List[Floats2d]]:
+    """Summed cross-entropy of softmax outputs against gold ids (-1: no gold) and its gradient with
+    respect to the softmax inputs, per Doc.
 
-    It starts at zero, so with a pre-trained backbone and a short budget it would otherwise
-    barely move (Adam moves each weight by about the learning rate per step).
+    The gradient is thinc's ``CategoricalCrossentropy`` (unnormalized, -1 masked), over the whole
+    batch at once. The loss is computed here: thinc's is the sum of the squared gradients, not
+    the cross-entropy.
     """
-    if not isinstance(learn_rate_factor, (int, float)) or learn_rate_factor <= 0:
-        raise ValueError(f"head_learn_rate_factor must be positive, got {learn_rate_factor!r}")
-    layer = Softmax_v2(nO=nO)
-    layer.attrs["lr_scale"] = float(learn_rate_factor)
-    return layer
+    if not probs:
+        return 0.0, []
+    flat = ops.xp.concatenate(probs)
+    ids = ops.asarray1i(numpy.concatenate([numpy.asarray(g) for g in gold]))
+    d_flat = CategoricalCrossentropy(normalize=False, missing_value=-1).get_grad(flat, ids)
+    rows = ops.xp.nonzero(ids >= 0)[0]
+    loss = -float(ops.xp.log(ops.xp.clip(flat[rows, ids[rows]], 1e-12, None)).sum())
+    return loss, split_rows(d_flat, [len(p) for p in probs])
 
 
 class SequenceTagger(LabeledPipe):
@@ -57,23 +76,20 @@ class SequenceTagger(LabeledPipe):
     def __init__(
         self,
         vocab: Vocab,
-        model: Model[List[Doc], List[Floats2d]],
+        model: TaggerModel,
         name: str,
         *,
-        target: str = "ents",
-        scheme: Optional[str] = None,
-        repair: str = "strict",
+        settings: Optional[TargetSettings] = None,
         scorer: Optional[Callable] = None,
     ) -> None:
         self.vocab = vocab
         self.model = model
         self.name = name
-        parsed = Target.parse(target)
-        scheme = parsed.check_scheme(scheme or parsed.default_scheme)
-        if repair not in REPAIRS:
-            raise ValueError(f"repair must be one of {', '.join(REPAIRS)}, got {repair!r}")
-        self.cfg: Dict[str, Any] = {"labels": [], "target": target, "scheme": scheme, "repair": repair}
-        self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=target, scheme=scheme)
+        settings = settings if settings is not None else TargetSettings()
+        self.cfg: Dict[str, Any] = {"labels": [], **asdict(settings)}
+        self.scorer = (
+            scorer if scorer is not None else make_seqeval_scorer(target=settings.target, scheme=settings.scheme)
+        )
         self._tagset: Optional[TagSet] = None
 
     @property
@@ -88,12 +104,18 @@ class SequenceTagger(LabeledPipe):
         """One tag id per token for each Doc (does not modify the Docs)."""
         docs = list(docs)
         if not self.labels:
-            raise ValueError(f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline")
+            raise ValueError(
+                f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline"
+            )
         if not any(len(doc) for doc in docs):
-            return [self.model.ops.alloc1i(len(doc)) for doc in docs]
-        scores = self.model.predict(docs)
-        n_tags = len(self.tagset)  # models may append auxiliary outputs after the tag columns
-        return [numpy.asarray(self.model.ops.to_numpy(s[:, :n_tags]).argmax(axis=1), dtype=numpy.int64) for s in scores]
+            return [numpy.zeros(len(doc), dtype=numpy.int64) for doc in docs]
+        try:
+            output: TaggerOutput = self.model.predict(docs)
+        except MissingSignalError as err:
+            raise err.naming(self.name) from None
+        return [
+            numpy.asarray(self.model.ops.to_numpy(probs).argmax(axis=1), dtype=numpy.int64) for probs in output.tags
+        ]
 
     def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
         target, tagset, repair = self.target, self.tagset, self.cfg["repair"]
@@ -102,56 +124,46 @@ class SequenceTagger(LabeledPipe):
 
     # -- training ------------------------------------------------------------------------
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "SequenceTagger.update")
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
-        set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        if not numpy.isfinite(loss):
-            raise ValueError(
-                f"Component '{self.name}' got a non-finite loss ({loss}) on a batch of {len(examples)} docs starting "
-                f"with {examples[0].predicted.text[:60]!r}: lower the learning rate or check the data"
-            )
-        backprop(d_scores)
-        if sgd not in (None, False):
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
-
-    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
-        """Cross-entropy (summed over tokens) against gold tag ids; tokens with no gold get no gradient."""
-        validate_examples(examples, "SequenceTagger.get_loss")
+    def compute_loss(self, examples: List[Example], scores: TaggerOutput) -> Tuple[float, TaggerOutput]:
+        """Cross-entropy on the tags (tokens with no gold get no gradient), plus each auxiliary head's,
+        weighted; a head learns the upstream values of the predicted Docs."""
         ops = self.model.ops
-        gold = self._batch_gold_ids(examples)
-        probs = ops.xp.concatenate(scores) if scores else ops.alloc2f(0, len(self.tagset))
-        loss, d_probs = cross_entropy(ops, probs, gold)
-        return loss, split_rows(d_probs, [len(s) for s in scores])
+        loss, d_tags = cross_entropy(ops, scores.tags, self._gold_ids(examples))
+        d_auxiliary: Dict[str, List[Floats2d]] = {}
+        vocabs = signal_vocabs(self.model)
+        for name, signal in tagger_signals(self.model).items():
+            if not signal.has_head:
+                continue
+            gold = [self._signal_gold(eg.predicted, signal.source, vocabs[name]) for eg in examples]
+            head_loss, d_head = cross_entropy(ops, scores.auxiliary[name], gold)
+            loss += signal.loss_weight * head_loss
+            d_auxiliary[name] = [d * signal.loss_weight for d in d_head]
+        return loss, TaggerOutput(d_tags, d_auxiliary)
 
-    def _batch_gold_ids(self, examples: Sequence[Example]) -> numpy.ndarray:
-        """Gold tag ids of a batch, concatenated (-1: ignored); one warning counts the gold tags
-        whose labels the component does not have."""
-        parts, unknown = [], 0
+    def _gold_ids(self, examples: Sequence[Example]) -> List[numpy.ndarray]:
+        """Gold tag ids per Doc (-1: ignored); one warning counts the gold tags whose labels the
+        component does not have."""
+        gold, unknown = [], 0
         for example in examples:
             tags = self.target.gold_tags(example, self.cfg["scheme"])
             ids = self.tagset.encode(tags, unknown="missing")
             unknown += sum(1 for tag, i in zip(tags, ids) if tag is not None and i < 0)
-            parts.append(ids)
+            gold.append(ids)
         if unknown:
-            warnings.warn(f"[{self.name}] {unknown} gold tag(s) with labels outside {list(self.labels)} are ignored in the loss")
-        return numpy.concatenate(parts) if parts else numpy.zeros(0, numpy.int64)
+            warnings.warn(
+                f"[{self.name}] {unknown} gold tag(s) with labels outside {list(self.labels)} are ignored in the loss",
+                stacklevel=2,
+            )
+        return gold
+
+    def _signal_gold(self, doc: Doc, source: str, vocab: SignalVocab) -> numpy.ndarray:
+        gold = signal_gold(doc, source, vocab)
+        if gold is None:
+            warnings.warn(
+                f"[{self.name}] a training Doc lacks the signal {source!r}: its auxiliary loss is skipped", stacklevel=2
+            )
+            return numpy.full(len(doc), -1, dtype=numpy.int64)
+        return gold
 
     def initialize(
         self,
@@ -160,63 +172,53 @@ class SequenceTagger(LabeledPipe):
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
     ) -> None:
-        """Take labels from ``labels`` (``[initialize.components]``) or the data, then load the model's weights."""
+        """Labels from ``labels`` (``[initialize.components]``) or the data; then the model, from a
+        sample of Docs run through the upstream pipes when it reads signals."""
         validate_get_examples(get_examples, "SequenceTagger.initialize")
         self._require_examples(get_examples)
         target, scheme = self.target, self.cfg["scheme"]
-        if labels is not None:
-            found = list(labels)
-        else:
-            found = sorted({label for eg in get_examples() for label in target.labels_in(eg.reference, scheme)})
-        if not found:
-            raise ValueError(
-                f"Component '{self.name}' found no labels for target {target} in the training data; check the "
-                f"target setting or give labels in [initialize.components.{self.name}]"
-            )
+        if labels is None:
+            labels = sorted({label for eg in get_examples() for label in target.labels_in(eg.reference, scheme)})
         if target.kind == "pos":
-            not_upos = [label for label in found if label not in UPOS_IDS or not label]
+            not_upos = [label for label in labels if label not in UPOS_IDS or not label]
             if not_upos:
                 raise ValueError(
                     f"Component '{self.name}' has target pos: its labels must be Universal POS tags "
                     f"({', '.join(sorted(t for t in UPOS_IDS if t))}); not UPOS: {not_upos}"
                 )
-        self.cfg["labels"] = found
-        for label in found:
-            self.vocab.strings.add(label)
-        self._tagset = None
-        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        for label in labels:
+            self.add_label(label)
+        self._require_labels()
         output_layer = self.model.get_ref("output_layer")
-        if output_layer.has_dim("nO") and output_layer.get_dim("nO") != len(self.tagset):
+        n_tags = len(self.tagset)
+        if output_layer.has_dim("nO") and output_layer.get_dim("nO") != n_tags:
             raise ValueError(
-                f"Component '{self.name}': model.nO = {output_layer.get_dim('nO')} does not fit the {len(self.tagset)} tags of the "
-                f"labels {found} in scheme {self.cfg['scheme']}; leave nO unset (null): it is set from the labels"
+                f"Component '{self.name}': model.nO = {output_layer.get_dim('nO')} does not fit the {n_tags} tags of "
+                f"the labels {list(self.labels)} in scheme {scheme}; leave nO unset (null): it is set from the labels"
             )
-        output_layer.set_dim("nO", len(self.tagset))
-        self.model.initialize(X=doc_sample)
+        output_layer.set_dim("nO", n_tags)
+        if tagger_signals(self.model):
+            sample = self._annotated_sample(get_examples, nlp)
+        else:
+            sample = [eg.predicted for eg in islice(get_examples(), BACKBONE_SAMPLE)]
+        try:
+            self.model.initialize(X=sample)
+        except MissingSignalError as err:
+            raise err.naming(self.name) from None
 
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Like ``Model.finish_update``, honouring each layer's ``lr_scale`` (heads, signal embeddings)."""
-        for node in self.model.walk():
-            for shim in node.shims:
-                shim.finish_update(sgd)
-        for node in self.model.walk():
-            scale = node.attrs.get("lr_scale", 1.0)
-            for name in node.param_names:
-                if node.has_grad(name):
-                    param, _ = sgd((node.id, name), node.get_param(name), node.get_grad(name), lr_scale=scale)
-                    node.set_param(name, param)
-
-    def add_label(self, label: str) -> int:
-        if not isinstance(label, str):
-            raise ValueError(f"Labels must be strings, got {label!r}")
-        if label in self.labels:
-            return 0
-        self._allow_extra_label()
-        self.cfg["labels"].append(label)
-        self.vocab.strings.add(label)
-        self._tagset = None
-        return 1
+    def _annotated_sample(self, get_examples: Callable[[], Iterable[Example]], nlp: Optional[Language]) -> List[Doc]:
+        """Predicted Docs of the training data, run through the pipes before this one."""
+        docs = [eg.predicted.copy() for eg in islice(get_examples(), SIGNAL_SAMPLE)]
+        if nlp is None or self.name not in nlp.component_names:
+            return docs
+        # component_names includes the frozen pipes spacy train disables while initializing.
+        upstream = nlp.component_names[: nlp.component_names.index(self.name)]
+        for name in upstream:
+            proc = nlp.get_pipe(name)
+            # Function components (@Language.component) have no .pipe: call them per Doc, as spaCy does.
+            docs = list(proc.pipe(docs)) if hasattr(proc, "pipe") else [proc(doc) for doc in docs]
+        return docs
 
     def _allow_extra_label(self) -> None:
-        if self.model.get_ref("output_layer").has_dim("nO"):
+        if self.model.get_ref("output_layer").has_param("W"):
             raise ValueError(f"Cannot add a label to '{self.name}' after it was initialized: its output layer is sized")

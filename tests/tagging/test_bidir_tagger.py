@@ -1,4 +1,5 @@
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -59,11 +60,11 @@ def test_lora_tagger_trains_and_round_trips_through_disk(tiny_model_dir, tmp_pat
     _train(nlp, _right_context_docs(nlp, 32), epochs=3)
     texts = ["the quick dog", "fox over the lazy dog dog", "", "   "]
     before = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
-    probs = nlp.get_pipe("seqlab_bidir_tagger").model.predict([nlp.make_doc(t) for t in texts[:2]])
+    probs = nlp.get_pipe("seqlab_bidir_tagger").model.predict([nlp.make_doc(t) for t in texts[:2]]).tags
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
     assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in loaded.pipe(texts)] == before
-    reloaded = loaded.get_pipe("seqlab_bidir_tagger").model.predict([loaded.make_doc(t) for t in texts[:2]])
+    reloaded = loaded.get_pipe("seqlab_bidir_tagger").model.predict([loaded.make_doc(t) for t in texts[:2]]).tags
     for a, b in zip(probs, reloaded):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
@@ -73,16 +74,19 @@ def test_batch_and_padding_do_not_change_predictions(tiny_model_dir):
     _train(nlp, _right_context_docs(nlp, 16), epochs=2)
     tagger = nlp.get_pipe("seqlab_bidir_tagger")
     docs = [nlp.make_doc(t) for t in ["the dog", "fox over the lazy dog and the quick fox " * 3, "dog"]]
-    together = tagger.model.predict(docs)
+    together = tagger.model.predict(docs).tags
     for doc, expected in zip(docs, together):
-        numpy.testing.assert_allclose(tagger.model.predict([doc])[0], expected, atol=1e-4)
+        numpy.testing.assert_allclose(tagger.model.predict([doc]).tags[0], expected, atol=1e-4)
 
 
 def test_every_token_of_a_long_doc_gets_a_tag_and_empty_docs_pass(tiny_model_dir):
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "seqlab_bidir_tagger",
-        config={"target": "tag", "model": {"backbone": {"name": str(tiny_model_dir("llama")), "window": 16, "stride": 8, "lora": None}}},
+        config={
+            "target": "tag",
+            "model": {"backbone": {"name": str(tiny_model_dir("llama")), "window": 16, "stride": 8, "lora": None}},
+        },
     )
     train = [Doc(nlp.vocab, words=["the", "dog", "runs"], tags=["DT", "NN", "VBZ"]) for _ in range(4)]
     _train(nlp, train, epochs=1)
@@ -139,24 +143,45 @@ def test_spacy_train_evaluate_and_package(tiny_model_dir, tmp_path):
     best = tmp_path / "out" / "model-best"
     assert json.loads((best / "meta.json").read_text())["performance"]["seqeval_f"] is not None
 
-    result = _run(["-m", "spacy", "seqlab-evaluate", str(best), str(tmp_path / "dev.spacy"), "--output", str(tmp_path / "m.json")])
+    result = _run(
+        ["-m", "spacy", "seqlab-evaluate", str(best), str(tmp_path / "dev.spacy"), "--output", str(tmp_path / "m.json")]
+    )
     assert "seqeval" in result.stdout
     assert "seqeval_f" in json.loads((tmp_path / "m.json").read_text())
 
     # The packaged wheel records the plugin as a requirement and loads with no base model and no network.
     (tmp_path / "pkg").mkdir()
-    _run(["-m", "spacy", "package", str(best), str(tmp_path / "pkg"), "--name", "bidir_test", "--version", "0.0.1", "--build", "wheel"])
+    _run(
+        [
+            "-m",
+            "spacy",
+            "package",
+            str(best),
+            str(tmp_path / "pkg"),
+            "--name",
+            "bidir_test",
+            "--version",
+            "0.0.1",
+            "--build",
+            "wheel",
+        ]
+    )
     wheel = next((tmp_path / "pkg").glob("**/dist/*.whl"))
     meta = json.loads(next((tmp_path / "pkg").glob("**/meta.json")).read_text())
     assert any(r.startswith("spacy-seqlab") for r in meta["requirements"]), meta["requirements"]
     _run(["-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)])
     shutil.rmtree(base)
-    expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in spacy.load(best).pipe(["the dog", "fox dog the"])]
+    expected = [
+        [(e.start, e.end, e.label_) for e in doc.ents] for doc in spacy.load(best).pipe(["the dog", "fox dog the"])
+    ]
     script = (
         "import json, spacy; nlp = spacy.load('en_bidir_test');"
-        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(['the dog', 'fox dog the'])]))"
+        "texts = ['the dog', 'fox dog the'];"
+        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]))"
     )
-    env = {"PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    # The package, and the spacy-seqlab under test (when it comes from PYTHONPATH rather than an install).
+    path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
 
@@ -165,7 +190,10 @@ def test_labels_from_initialize_settings_and_misaligned_gold_is_ignored(tiny_mod
     nlp = _tagger_nlp(tiny_model_dir("llama"), lora=None)
     tagger = nlp.get_pipe("seqlab_bidir_tagger")
     reference = Doc(
-        nlp.vocab, words=["New", "York", "-", "based", "firm"], spaces=[True, False, False, True, False], ents=["B-LOC", "I-LOC", "O", "O", "O"]
+        nlp.vocab,
+        words=["New", "York", "-", "based", "firm"],
+        spaces=[True, False, False, True, False],
+        ents=["B-LOC", "I-LOC", "O", "O", "O"],
     )
     # "York-based" straddles the gold entity's end: its gold, and that of "New", cannot be known.
     example = Example(Doc(nlp.vocab, words=["New", "York-based", "firm"]), reference)
@@ -175,7 +203,7 @@ def test_labels_from_initialize_settings_and_misaligned_gold_is_ignored(tiny_mod
     loss, d_scores = tagger.get_loss([example], scores)
     gold = tagger.target.gold_tags(example, "iob2")
     assert gold == [None, None, "O"]
-    for row, tag in zip(d_scores[0], gold):
+    for row, tag in zip(d_scores.tags[0], gold):
         # Tokens without gold get no gradient; the others push towards their gold tag.
         assert (not row.any()) if tag is None else row[tagger.tagset.index[tag]] < 0
     assert loss > 0

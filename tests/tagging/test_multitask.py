@@ -1,5 +1,6 @@
 import copy
 import json
+import os
 import random
 import subprocess
 import sys
@@ -14,7 +15,16 @@ from spacy.training import Example
 from spacy_seqlab.tagging.signals import MissingSignalError, SignalVocab, signal_values
 
 # A toy language where each word has one POS, so an auxiliary POS head can learn it.
-LEXICON = {"alice": "PROPN", "bob": "PROPN", "paris": "PROPN", "lives": "VERB", "works": "VERB", "in": "ADP", "the": "DET", "city": "NOUN"}
+LEXICON = {
+    "alice": "PROPN",
+    "bob": "PROPN",
+    "paris": "PROPN",
+    "lives": "VERB",
+    "works": "VERB",
+    "in": "ADP",
+    "the": "DET",
+    "city": "NOUN",
+}
 PEOPLE = {"alice", "bob"}
 
 
@@ -40,7 +50,9 @@ def _examples(nlp, docs, with_pos=True):
 
 def _nlp(model_dir, signals, **backbone):
     nlp = spacy.blank("en")
-    nlp.add_pipe("seqlab_multitask_ner", config={"model": {"backbone": {"name": str(model_dir), **backbone}, "signals": signals}})
+    nlp.add_pipe(
+        "seqlab_multitask_ner", config={"model": {"backbone": {"name": str(model_dir), **backbone}, "signals": signals}}
+    )
     return nlp
 
 
@@ -54,9 +66,11 @@ def test_embed_mode_uses_the_signal(tiny_model_dir):
     words = ["alice", "lives", "in", "paris"]
     a = Doc(nlp.vocab, words=words, pos=["PROPN", "VERB", "ADP", "PROPN"])
     b = Doc(nlp.vocab, words=words, pos=["NOUN", "VERB", "ADP", "PROPN"])
-    scores_a, scores_b = tagger.model.predict([a, b])
+    scores_a, scores_b = tagger.model.predict([a, b]).tags
     assert not numpy.allclose(scores_a[0], scores_b[0])  # the changed tag changes that token's scores
-    numpy.testing.assert_allclose(scores_a[1:], scores_b[1:], atol=1e-6)  # and nothing else (the backbone is blind to it)
+    numpy.testing.assert_allclose(
+        scores_a[1:], scores_b[1:], atol=1e-6
+    )  # and nothing else (the backbone is blind to it)
     with pytest.raises(MissingSignalError, match="tagger"):
         tagger.model.predict([Doc(nlp.vocab, words=words)])
 
@@ -70,9 +84,8 @@ def test_head_mode_learns_the_auxiliary_task_and_predicts_without_it(tiny_model_
 
     def aux_accuracy():
         docs = [eg.predicted for eg in examples]
-        scores = tagger.model.predict(docs)
-        n_tags = len(tagger.tagset)
-        predicted = numpy.concatenate([s[:, n_tags:].argmax(axis=1) for s in scores])
+        scores = tagger.model.predict(docs).auxiliary["pos"]
+        predicted = numpy.concatenate([s.argmax(axis=1) for s in scores])
         gold = numpy.concatenate([vocab.encode(signal_values(d, "POS")) for d in docs])
         return float((predicted == gold).mean()), gold
 
@@ -101,23 +114,25 @@ def test_vanilla_config_is_the_plain_tagger(tiny_model_dir):
             backbone.update(lora=None, unmask="none")
         nlp.add_pipe(factory, config={"model": {"backbone": backbone}})
         examples = _examples(nlp, _docs(nlp.vocab, 4))
-        nlp.initialize(lambda: examples)
+        nlp.initialize(lambda examples=examples: examples)
         pipes[factory] = nlp.get_pipe(factory)
     plain, multi = pipes["seqlab_bidir_tagger"], pipes["seqlab_multitask_ner"]
     source, dest = multi.model.get_ref("output_layer"), plain.model.get_ref("output_layer")
     for name in ("W", "b"):
         dest.set_param(name, copy.deepcopy(source.get_param(name)))
     docs = [eg.predicted for eg in examples]
-    for a, b in zip(multi.model.predict(docs), plain.model.predict(docs)):
+    for a, b in zip(multi.model.predict(docs).tags, plain.model.predict(docs).tags):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_learn_rate_factor_scales_the_embedding_updates(tiny_model_dir):
     moved = {}
     for factor in (1.0, 10.0):
-        nlp = _nlp(tiny_model_dir("bert"), {"pos": {"source": "POS", "mode": "embed", "width": 8, "learn_rate_factor": factor}})
+        nlp = _nlp(
+            tiny_model_dir("bert"), {"pos": {"source": "POS", "mode": "embed", "width": 8, "learn_rate_factor": factor}}
+        )
         examples = _examples(nlp, _docs(nlp.vocab, 8))
-        optimizer = nlp.initialize(lambda: examples)
+        optimizer = nlp.initialize(lambda examples=examples: examples)
         embed = nlp.get_pipe("seqlab_multitask_ner").model.get_ref("embed:pos")
         nlp.update(examples, sgd=optimizer)  # the output layer starts at zero: no gradient reaches E yet
         before = embed.get_param("E").copy()
@@ -174,13 +189,27 @@ def _ents(nlp, texts):
 
 
 def test_shipped_config_trains_with_annotating_components_and_packages(tiny_model_dir, tmp_path):
-    """configs/multitask_minilm_wnut16_cpu.cfg (POS, DEP and OIE signals from frozen upstream pipes) with a tiny backbone."""
+    """configs/multitask_minilm_wnut16_cpu.cfg (POS, DEP and OIE signals from frozen upstream pipes), tiny backbone."""
     config = Path(__file__).parents[2] / "configs" / "multitask_minilm_wnut16_cpu.cfg"
     _run(
-        ["-m", "spacy", "train", str(config), "--output", str(tmp_path / "out"),
-         "--components.seqlab_ner.model.backbone.name", str(tiny_model_dir("bert")),
-         "--corpora.train.limit", "48", "--corpora.dev.limit", "24",
-         "--training.max_steps", "8", "--training.eval_frequency", "4"]
+        [
+            "-m",
+            "spacy",
+            "train",
+            str(config),
+            "--output",
+            str(tmp_path / "out"),
+            "--components.seqlab_ner.model.backbone.name",
+            str(tiny_model_dir("bert")),
+            "--corpora.train.limit",
+            "48",
+            "--corpora.dev.limit",
+            "24",
+            "--training.max_steps",
+            "8",
+            "--training.eval_frequency",
+            "4",
+        ]
     )
     best = tmp_path / "out" / "model-best"
     nlp = spacy.load(best)
@@ -188,25 +217,67 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
     assert set(nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]) == {"pos", "dep", "oie"}
 
     _run(["-m", "spacy_seqlab", "wnut16", str(tmp_path / "corpus")])
-    result = _run(["-m", "spacy", "seqlab-evaluate", str(best), str(tmp_path / "corpus" / "dev.spacy"), "--output", str(tmp_path / "m.json")])
+    result = _run(
+        [
+            "-m",
+            "spacy",
+            "seqlab-evaluate",
+            str(best),
+            str(tmp_path / "corpus" / "dev.spacy"),
+            "--output",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert "seqeval" in result.stdout and "seqeval_f" in json.loads((tmp_path / "m.json").read_text())
 
     texts = ["Alice moved to Berlin last year .", "@user watching the Lakers game tonight #NBA", ""]
     expected = _ents(nlp, texts)
-    probs = nlp.get_pipe("seqlab_ner").model.predict(list(nlp.pipe(texts[:2], disable=["seqlab_ner"])))
+    probs = nlp.get_pipe("seqlab_ner").model.predict(list(nlp.pipe(texts[:2], disable=["seqlab_ner"]))).tags
     nlp.to_disk(tmp_path / "copy")
     copy_nlp = spacy.load(tmp_path / "copy")
     assert _ents(copy_nlp, texts) == expected
-    copy_probs = copy_nlp.get_pipe("seqlab_ner").model.predict(list(copy_nlp.pipe(texts[:2], disable=["seqlab_ner"])))
+    copy_probs = (
+        copy_nlp.get_pipe("seqlab_ner").model.predict(list(copy_nlp.pipe(texts[:2], disable=["seqlab_ner"]))).tags
+    )
     for a, b in zip(probs, copy_probs):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
     (tmp_path / "pkg").mkdir()
-    _run(["-m", "spacy", "package", str(best), str(tmp_path / "pkg"), "--name", "multitask_test", "--version", "0.0.1", "--build", "wheel"])
+    _run(
+        [
+            "-m",
+            "spacy",
+            "package",
+            str(best),
+            str(tmp_path / "pkg"),
+            "--name",
+            "multitask_test",
+            "--version",
+            "0.0.1",
+            "--build",
+            "wheel",
+        ]
+    )
     meta = json.loads(next((tmp_path / "pkg").glob("**/meta.json")).read_text())
     assert any(r.startswith("spacy-seqlab") for r in meta["requirements"]), meta["requirements"]
-    _run(["-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(next((tmp_path / "pkg").glob("**/dist/*.whl")))])
-    script = f"import json, spacy; nlp = spacy.load('en_multitask_test'); print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))"
-    env = {"PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    _run(
+        [
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(tmp_path / "site"),
+            str(next((tmp_path / "pkg").glob("**/dist/*.whl"))),
+        ]
+    )
+    script = (
+        "import json, spacy; nlp = spacy.load('en_multitask_test'); "
+        f"print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))"
+    )
+    # The package, and the spacy-seqlab under test (when it comes from PYTHONPATH rather than an install).
+    path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
