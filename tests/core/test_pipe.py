@@ -97,3 +97,47 @@ def test_a_non_finite_loss_is_refused_naming_the_batch():
         ValueError, match=r"Component 'toy' got a non-finite loss \(nan\) on a batch of 1 docs starting with 'a b "
     ):
         Toy().get_loss(examples, float("nan"))
+
+
+class Recorder(Toy):
+    """Predicts each Doc's length and records the batches it was asked to predict."""
+
+    def __init__(self, fail_on: int = -1) -> None:
+        super().__init__("recorder")
+        self.batches, self.fail_on = [], fail_on
+
+    def predict(self, docs):
+        self.batches.append([len(doc) for doc in docs])
+        if any(len(doc) == self.fail_on for doc in docs):
+            raise ValueError("cannot predict")
+        return [len(doc) for doc in docs]
+
+    def set_annotations(self, docs, lengths):
+        for doc, n in zip(docs, lengths):
+            doc.user_data["n"] = n
+
+
+def _docs(lengths):
+    return [Doc(VOCAB, words=["w"] * n) if n else Doc(VOCAB, words=[]) for n in lengths]
+
+
+def test_pipe_predicts_length_sorted_batches_and_keeps_the_order():
+    lengths = [int(n) for n in numpy.random.default_rng(0).integers(0, 40, size=100)]
+    pipe = Recorder()
+    out = list(pipe.pipe(iter(_docs(lengths)), batch_size=8))
+    assert [doc.user_data["n"] for doc in out] == lengths == [len(doc) for doc in out]
+    assert all(batch == sorted(batch) for batch in pipe.batches) and sum(map(len, pipe.batches)) == 100
+    # Batches of one read-ahead window do not overlap in length: each forward call pads little.
+    first = pipe.batches[: Recorder.SORTED_BATCHES]
+    assert all(a[-1] <= b[0] for a, b in zip(first, first[1:]))
+
+
+def test_pipe_sends_a_failed_batch_to_the_error_handler_like_spacy():
+    lengths = [3, 5, 7, 9]
+    with pytest.raises(ValueError, match="cannot predict"):
+        list(Recorder(fail_on=7).pipe(iter(_docs(lengths)), batch_size=2))
+    seen = []
+    pipe = Recorder(fail_on=7)
+    pipe.set_error_handler(lambda name, proc, docs, err: seen.append([len(d) for d in docs]))
+    out = list(pipe.pipe(iter(_docs(lengths)), batch_size=2))
+    assert seen == [[7, 9]] and [len(doc) for doc in out] == [3, 5]
