@@ -19,6 +19,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_seqlab.hf.generation import generate
+from spacy_seqlab.hf.model import hf_model_of
 from spacy_seqlab.core.serialization import ArtifactError
 
 TEXTS = ["Alice lives in Paris .", "the dog met Bob", ""]
@@ -53,10 +54,9 @@ def _build(factory, config, labels=None):
     optimizer = nlp.initialize(lambda: examples)
     nlp.update(examples, sgd=optimizer)
     with torch.no_grad():  # make any LoRA adapter non-trivial (B starts at zero)
-        for module in (p for p in nlp.get_pipe(factory).model.walk() for p in p.shims):
-            for name, param in module._model.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(std=0.5)
+        for name, param in hf_model_of(nlp.get_pipe(factory).model).named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
     return nlp
 
 

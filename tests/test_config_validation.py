@@ -17,9 +17,13 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.hf.backbone import BackboneSettings, build_hf_backbone
+from spacy_seqlab.hf.backbone import build_hf_backbone
+from spacy_seqlab.hf.causal_lm import CausalLMSettings, build_causal_lm
 from spacy_seqlab.hf.loading import ModelLoadError
 from spacy_seqlab.hf.lora import LoraSettings
+from spacy_seqlab.hf.model import ModelSettings
+from spacy_seqlab.hf.pooling import PoolingSettings
+from spacy_seqlab.hf.windows import WindowSettings
 from spacy_seqlab.tagging.model import TaggerSettings, build_tagger
 from spacy_seqlab.tagging.pipe import TargetSettings
 from spacy_seqlab.tagging.signals import SignalSettings
@@ -34,14 +38,15 @@ CONSTRUCT, INITIALIZE = "construct", "initialize"
 # (factory, setting, config override, stage, pattern naming the setting, pattern of the allowed values).
 # A backbone override is given as {"backbone": {...}} and goes where the factory keeps its backbone.
 CASES = [
-    # -- the backbone, spacy_seqlab.HFBackbone.v1 (shared by all three) --
+    # -- the model settings of spacy_seqlab.HFBackbone.v1 (the taggers) and spacy_seqlab.CausalLM.v1 (SFT) --
     (BIDIR, "name", {"backbone": {"name": ""}}, CONSTRUCT, r"\bname\b", r"hub name, a local folder or a pypi: alias"),
     (SFT, "name", {"backbone": {"name": "/no/such/model/dir"}}, INITIALIZE, r"name = '/no/such/model/dir'", r"local folder, a hub name, or a pypi: alias"),
     (SFT, "revision", {"backbone": {"revision": 5}}, CONSTRUCT, r"revision", r"str"),
     (BIDIR, "gguf_file", {"backbone": {"gguf_file": "model.bin"}}, CONSTRUCT, r"gguf_file", r"\.gguf file .*or null"),
     (SFT, "gguf_file", {"backbone": {"gguf_file": "missing.gguf"}}, INITIALIZE, r"gguf_file = 'missing.gguf'", r"name a \.gguf file there, or set gguf_file = null"),
-    (BIDIR, "model_class", {"backbone": {"model_class": "seq2seq"}}, CONSTRUCT, r"model_class", r"base, causal-lm"),
-    (SFT, "model_class", {"backbone": {"model_class": "base"}}, CONSTRUCT, r"model_class", r"causal-lm"),
+    # model_class is fixed by the architecture (HFBackbone: base; CausalLM: causal-lm): no longer a setting.
+    (BIDIR, "model_class", {"backbone": {"model_class": "seq2seq"}}, CONSTRUCT, r"model_class", r"extra fields not permitted|unexpected argument"),
+    (SFT, "model_class", {"backbone": {"model_class": "base"}}, CONSTRUCT, r"model_class", r"extra fields not permitted|unexpected argument"),
     (BIDIR, "dtype", {"backbone": {"dtype": "int8"}}, CONSTRUCT, r"dtype", r"float32, bfloat16, float16, auto"),
     (BIDIR, "attn_implementation", {"backbone": {"attn_implementation": "eager", "unmask": "01"}}, CONSTRUCT, r"attn_implementation", r"null or 'sdpa'"),
     (SFT, "attn_implementation", {"backbone": {"attn_implementation": "turbo"}}, INITIALIZE, r"attn_implementation", r"eager"),
@@ -49,7 +54,8 @@ CASES = [
     (BIDIR, "unmask", {"backbone": {"unmask": "000"}}, INITIALIZE, r"unmask = '000'", r"group count among \[1, 2\]"),
     (BIDIR, "unmask", {"backbone": {"unmask": [0, 7]}}, INITIALIZE, r"unmask layer indices \[7\]", r"0\.\.1"),
     (MULTI, "unmask", {"backbone": {"unmask": "01"}}, INITIALIZE, r"unmask = '01'", r"use 'none'"),
-    (SFT, "unmask", {"backbone": {"unmask": "all"}}, CONSTRUCT, r"unmask", r"unmask = \"none\""),
+    (SFT, "unmask", {"backbone": {"unmask": "all"}}, CONSTRUCT, r"unmask", r"extra fields not permitted|unexpected argument"),  # CausalLM keeps the causal mask
+    (SFT, "freeze", {"backbone": {"freeze": True}}, CONSTRUCT, r"freeze", r"extra fields not permitted|unexpected argument"),
     (BIDIR, "lora", {"backbone": {"lora": "yes"}}, CONSTRUCT, r"lora", r"Dict"),
     (BIDIR, "lora", {"backbone": {"lora": {"rank": 4}}}, CONSTRUCT, r"lora setting\(s\) \['rank'\]", r"allowed are \['alpha', 'bias', 'dropout', 'r', 'target_modules'\]"),
     (BIDIR, "r", {"backbone": {"lora": {"r": 0}}}, CONSTRUCT, r"lora\.r", r"positive integer"),
@@ -66,9 +72,11 @@ CASES = [
     (BIDIR, "pooling", {"backbone": {"pooling": "max"}}, CONSTRUCT, r"pooling", r"first, last, mean"),
     (BIDIR, "window", {"backbone": {"window": 0}}, CONSTRUCT, r"window", r"positive"),
     (MULTI, "window", {"backbone": {"window": "big"}}, CONSTRUCT, r"window", r"int"),
-    (SFT, "window", {"backbone": {"window": 100_000}}, INITIALIZE, r"window = 100000", r"set window <= 511"),
+    (BIDIR, "window", {"backbone": {"window": 100_000}}, INITIALIZE, r"window = 100000", r"set window <= 511"),
+    (SFT, "pooling", {"backbone": {"pooling": "last", "window": 128}}, CONSTRUCT, r"pooling|window", r"extra fields not permitted|unexpected argument"),
     (BIDIR, "stride", {"backbone": {"stride": 0}}, CONSTRUCT, r"stride", r"between 1 and window"),
     (BIDIR, "max_batch_tokens", {"backbone": {"max_batch_tokens": 0}}, CONSTRUCT, r"max_batch_tokens", r"positive integer"),
+    (SFT, "max_batch_tokens", {"backbone": {"max_batch_tokens": 0}}, CONSTRUCT, r"max_batch_tokens", r"positive integer"),
     (BIDIR, "max_padding", {"backbone": {"max_padding": 1.5}}, CONSTRUCT, r"max_padding", r"between 0.0 and 1.0"),
     (BIDIR, "save_base", {"backbone": {"save_base": "sometimes"}}, CONSTRUCT, r"save_base", r"bool"),
     (SFT, "save_base", {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": True}}, CONSTRUCT, r"load_in_4bit.*save_base", r"save_base = false or null"),
@@ -200,7 +208,11 @@ def _settings(factory):
     own.discard("model")
     if factory == OIE:
         return own
-    own |= set(inspect.signature(build_hf_backbone).parameters) | {f.name for f in fields(BackboneSettings)}
+    if factory == SFT:
+        own |= set(inspect.signature(build_causal_lm).parameters) | {f.name for f in fields(CausalLMSettings)}
+    else:
+        own |= set(inspect.signature(build_hf_backbone).parameters)
+        own |= {f.name for group in (ModelSettings, WindowSettings, PoolingSettings) for f in fields(group)}
     own |= {f.name for f in fields(LoraSettings)} | {"labels"}  # labels: [initialize.components]
     if factory != SFT:
         own |= set(inspect.signature(ARCHITECTURES[factory]).parameters) - {"backbone"}

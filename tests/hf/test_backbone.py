@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from spacy_seqlab.core.alignment import align_docs
 from spacy_seqlab.core.batching import chunk_size
-from spacy_seqlab.hf.backbone import backbone_module, build_hf_backbone
 from spacy_seqlab.core.serialization import ArtifactError
+from spacy_seqlab.hf.backbone import build_hf_backbone
+from spacy_seqlab.hf.model import hf_model_of
+from spacy_seqlab.hf.windows import WindowSettings, plan_chunks
 
 nlp = spacy.blank("en")
 TEXTS = [
@@ -28,7 +30,7 @@ def _docs(texts=TEXTS):
 
 
 def _backbone(model_dir, **settings):
-    model = build_hf_backbone(str(model_dir), **settings)
+    model = build_hf_backbone(name=str(model_dir), **settings)
     model.initialize()
     return model
 
@@ -55,11 +57,11 @@ def test_to_bytes_round_trip_gives_identical_outputs(tiny_model_dir, arch, lora)
     outputs, backprop = model.begin_update(_docs())
     backprop([numpy.ones_like(y) for y in outputs])
     with torch.no_grad():
-        for p in backbone_module(model).parameters():
+        for p in hf_model_of(model).parameters():
             if p.requires_grad and p.grad is not None:
                 p -= 0.1 * p.grad
     expected = model.predict(_docs())
-    restored = build_hf_backbone(str(tiny_model_dir(arch)), **settings).from_bytes(model.to_bytes())
+    restored = build_hf_backbone(name=str(tiny_model_dir(arch)), **settings).from_bytes(model.to_bytes())
     for a, b in zip(expected, restored.predict(_docs())):
         numpy.testing.assert_array_equal(a, b)
 
@@ -70,30 +72,30 @@ def test_adapter_only_artifact_reloads_base_and_checks_it(tiny_model_dir, tmp_pa
     settings = dict(lora={"r": 4}, save_base=False)
     model = _backbone(base, **settings)
     with torch.no_grad():  # make the adapter non-trivial (B starts at zero)
-        for name, p in backbone_module(model).named_parameters():
+        for name, p in hf_model_of(model).named_parameters():
             if "lora_B" in name:
                 p.normal_()
     data = model.to_bytes()
     full = _backbone(base, lora={"r": 4}, save_base=True).to_bytes()
     assert len(data) < len(full) / 2  # the base is not in the artifact
-    restored = build_hf_backbone(str(base), **settings).from_bytes(data)
+    restored = build_hf_backbone(name=str(base), **settings).from_bytes(data)
     for a, b in zip(model.predict(_docs()), restored.predict(_docs())):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
     # A base that changed shape is refused with a message naming the mismatch.
     other = tmp_path / "other"
     shutil.copytree(tiny_model_dir("qwen2"), other)
     with pytest.raises(ArtifactError, match="different base model"):
-        build_hf_backbone(str(other), **settings).from_bytes(data)
+        build_hf_backbone(name=str(other), **settings).from_bytes(data)
     # A base that no longer exists is named in the error, with the way out.
     shutil.rmtree(base)
     with pytest.raises(ArtifactError, match="save_base"):
-        build_hf_backbone(str(base), **settings).from_bytes(data)
+        build_hf_backbone(name=str(base), **settings).from_bytes(data)
 
 
 def test_damaged_artifact_gives_clear_error(tiny_model_dir):
-    module = backbone_module(_backbone(tiny_model_dir("bert")))
+    module = hf_model_of(_backbone(tiny_model_dir("bert")))
     data = module.to_bytes()
-    fresh = backbone_module(build_hf_backbone(str(tiny_model_dir("bert"))))
+    fresh = hf_model_of(build_hf_backbone(name=str(tiny_model_dir("bert"))))
     with pytest.raises(ArtifactError, match="truncated or corrupted"):
         fresh.from_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match="Expected saved hf-backbone"):
@@ -103,13 +105,13 @@ def test_damaged_artifact_gives_clear_error(tiny_model_dir):
 def test_settings_must_match_the_artifact(tiny_model_dir):
     data = _backbone(tiny_model_dir("llama"), lora={"r": 4}).to_bytes()
     with pytest.raises(ArtifactError, match="lora"):
-        build_hf_backbone(str(tiny_model_dir("llama")), lora={"r": 8}).from_bytes(data)
+        build_hf_backbone(name=str(tiny_model_dir("llama")), lora={"r": 8}).from_bytes(data)
 
 
 def test_uninitialized_backbone_serializes_empty_and_refuses_to_predict(tiny_model_dir):
-    model = build_hf_backbone(str(tiny_model_dir("bert")))
-    restored = build_hf_backbone(str(tiny_model_dir("bert"))).from_bytes(model.to_bytes())
-    assert not backbone_module(restored).loaded
+    model = build_hf_backbone(name=str(tiny_model_dir("bert")))
+    restored = build_hf_backbone(name=str(tiny_model_dir("bert"))).from_bytes(model.to_bytes())
+    assert not hf_model_of(restored).loaded
     with pytest.raises(RuntimeError, match="initialize"):
         restored.predict(_docs())
 
@@ -128,14 +130,13 @@ def test_batch_equals_one_by_one(tiny_model_dir, arch):
 def test_padding_share_changes_chunks_not_vectors(tiny_model_dir, max_padding):
     docs = _docs()
     model = _backbone(tiny_model_dir("bert"), max_padding=max_padding)
-    module = backbone_module(model)
-    batch = module.encode(docs)
-    lengths = sorted({int(mask.sum(1).min()) for _, mask in batch.chunks})
+    chunks = [(c.input_ids, c.attention_mask) for c in plan_chunks(model.get_ref("pieces").predict(docs), WindowSettings(max_padding=max_padding))]
+    lengths = sorted({int(mask.sum(1).min()) for _, mask in chunks})
     if max_padding == 0.0:  # only windows of one length share a forward call
-        assert all(int(mask.sum(1).min()) == mask.shape[1] for _, mask in batch.chunks)
-        assert len(batch.chunks) > 1
+        assert all(int(mask.sum(1).min()) == mask.shape[1] for _, mask in chunks)
+        assert len(chunks) > 1
     else:
-        assert len(batch.chunks) == 1 and len(lengths) == 1
+        assert len(chunks) == 1 and len(lengths) == 1
     reference = _backbone(tiny_model_dir("bert"), max_padding=0.5).predict(docs)
     for got, expected in zip(model.predict(docs), reference):
         numpy.testing.assert_allclose(got, expected, atol=1e-5)
@@ -169,7 +170,7 @@ def test_long_document_is_windowed_without_losing_a_token(tiny_model_dir):
     assert (numpy.abs(output).sum(axis=1) > 0).all()
     # A causal decoder's first window sees no later context, so the tokens read from it
     # must equal a run on their text alone.
-    alignment = align_docs([doc], backbone_module(model).tokenizer)[0]
+    alignment = align_docs([doc], hf_model_of(model).tokenizer)[0]
     cut = (0 + 96 + 128 - 1) // 2  # the last piece read from window 0
     n_head = int((alignment.last <= cut).sum())
     assert n_head >= 10
@@ -185,7 +186,7 @@ def test_pooling_reads_first_last_and_mean_pieces(tiny_model_dir):
     outputs = {}
     for pooling in ("first", "last", "mean"):
         (outputs[pooling],) = _backbone(tiny_model_dir("bert"), pooling=pooling).predict([doc])
-    module = backbone_module(_backbone(tiny_model_dir("bert")))
+    module = hf_model_of(_backbone(tiny_model_dir("bert")))
     ids = module.tokenizer(doc.text, return_tensors="pt")["input_ids"]
     assert ids.shape[1] > 3  # CLS + at least two pieces + SEP
     with torch.no_grad():
@@ -198,7 +199,7 @@ def test_pooling_reads_first_last_and_mean_pieces(tiny_model_dir):
 
 def test_lora_trains_only_adapters_in_float32(tiny_model_dir):
     model = _backbone(tiny_model_dir("llama"), lora={"r": 4}, dtype="bfloat16")
-    module = backbone_module(model)
+    module = hf_model_of(model)
     trainable = {n: p for n, p in module.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert all(p.dtype == torch.float32 for p in trainable.values())
@@ -228,7 +229,6 @@ def test_empty_batches_are_handled(tiny_model_dir):
         ({"lora": {"rank": 4}}, "rank"),
         ({"lora": {"r": 0}}, "lora.r"),
         ({"lora": {"r": 4}, "freeze": True}, "freeze"),
-        ({"model_class": "seq2seq"}, "model_class"),
         ({"max_batch_tokens": 0}, "max_batch_tokens"),
         ({"max_padding": 1.5}, "max_padding"),
         ({"max_padding": "20%"}, "max_padding"),
@@ -236,7 +236,13 @@ def test_empty_batches_are_handled(tiny_model_dir):
 )
 def test_bad_settings_name_the_setting(settings, message):
     with pytest.raises(ValueError, match=message):
-        build_hf_backbone("unused", **settings)
+        build_hf_backbone(name="unused", **settings)
+
+
+def test_unknown_settings_are_refused():
+    # model_class is fixed by the architecture: "base" here, "causal-lm" in spacy_seqlab.CausalLM.v1.
+    with pytest.raises(TypeError, match="model_class"):
+        build_hf_backbone(name="unused", model_class="seq2seq")
 
 
 def test_window_larger_than_the_model_is_refused(tiny_model_dir):
@@ -245,7 +251,7 @@ def test_window_larger_than_the_model_is_refused(tiny_model_dir):
 
 
 def test_missing_model_names_the_source(tmp_path):
-    model = build_hf_backbone(str(tmp_path / "nowhere"))
+    model = build_hf_backbone(name=str(tmp_path / "nowhere"))
     with pytest.raises(Exception, match="nowhere"):
         model.initialize()
 

@@ -240,8 +240,10 @@ def test_bad_settings_are_named(tiny_model_dir):
         ({"selector": "knn"}, "selector"),
         ({"target": "tag"}, "target"),
         ({"n_demos": -1}, "n_demos"),
-        ({"model": {"name": str(tiny_model_dir("llama")), "model_class": "base"}}, "causal"),
-        ({"model": {"name": str(tiny_model_dir("llama")), "model_class": "causal-lm", "unmask": "all"}}, "causal mask"),
+        # spacy_seqlab.CausalLM.v1 is always a causal LM that keeps its causal mask: it has neither setting.
+        ({"model": {"name": str(tiny_model_dir("llama")), "model_class": "base"}}, "model_class"),
+        ({"model": {"name": str(tiny_model_dir("llama")), "unmask": "all"}}, "unmask"),
+        ({"model": {"@architectures": "spacy_seqlab.HFBackbone.v1", "name": str(tiny_model_dir("llama"))}}, "causal LM"),
     ]:
         with pytest.raises(Exception, match=message):
             _sft_nlp(tiny_model_dir("llama"), **config)
