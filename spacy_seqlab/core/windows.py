@@ -42,30 +42,31 @@ def validate_window(window: int, stride: int) -> None:
 
 
 def plan_windows(n_pieces: Sequence[int], window: int, stride: int) -> WindowPlan:
-    """Cover each document's pieces with windows and pick each piece's owning window."""
+    """Cover each document's pieces with windows and pick each piece's owning window
+    (numpy over the whole batch: no loop per document or piece)."""
     validate_window(window, stride)
-    docs, starts, ends, owners, offsets = [], [], [], [], []
-    n_windows = 0
-    for i, n in enumerate(n_pieces):  # a loop per document, not per piece
-        if n == 0:
-            continue
-        k = 1 if n <= window else -(-(n - window) // stride) + 1
-        doc_starts = numpy.arange(k, dtype=numpy.int64) * stride
-        doc_starts[-1] = max(n - window, 0)
-        doc_ends = numpy.minimum(doc_starts + window, n)
-        # Midpoints between consecutive window centres.
-        cuts = (doc_starts[:-1] + doc_starts[1:] + window - 1) // 2
-        owner = numpy.searchsorted(cuts, numpy.arange(n), side="left")
-        docs.append(numpy.full(k, i, dtype=numpy.int64))
-        starts.append(doc_starts)
-        ends.append(doc_ends)
-        owners.append(owner + n_windows)
-        offsets.append(numpy.arange(n) - doc_starts[owner])
-        n_windows += k
-    if not docs:
-        empty = numpy.zeros(0, dtype=numpy.int64)
-        return WindowPlan(empty, empty, empty, empty, empty)
-    return WindowPlan(*(numpy.concatenate(parts) for parts in (docs, starts, ends, owners, offsets)))
+    n = numpy.asarray(n_pieces, dtype=numpy.int64).reshape(-1)
+    # Windows per document: one when it fits, else enough strides to reach its end.
+    k = numpy.where(n <= window, 1, -(-(n - window) // stride) + 1) * (n > 0)
+    doc = numpy.repeat(numpy.arange(len(n)), k)
+    first_window = numpy.cumsum(k) - k
+    index = numpy.arange(len(doc)) - first_window[doc]  # each window's rank in its document
+    is_last = index == k[doc] - 1
+    start = numpy.where(is_last, numpy.maximum(n[doc] - window, 0), index * stride)
+    end = numpy.minimum(start + window, n[doc])
+    # Owners switch at the midpoints between consecutive window centres. A document's cuts,
+    # shifted by its first piece, lie between its first and last piece, so one sorted array
+    # of cuts serves the batch: a piece's owner is its document's first window plus the number
+    # of that document's cuts before it.
+    piece_base = numpy.cumsum(n) - n
+    has_next = ~is_last
+    cuts = piece_base[doc[has_next]] + (start[has_next] + start[numpy.flatnonzero(has_next) + 1] + window - 1) // 2
+    cuts_before = numpy.cumsum(k - (k > 0)) - (k - (k > 0))  # cuts of earlier documents
+    piece_doc = numpy.repeat(numpy.arange(len(n)), n)
+    position = numpy.arange(int(n.sum()))
+    piece_window = first_window[piece_doc] + numpy.searchsorted(cuts, position, side="left") - cuts_before[piece_doc]
+    piece_offset = position - piece_base[piece_doc] - start[piece_window]
+    return WindowPlan(doc, start, end, piece_window, piece_offset)
 
 
 def window_ranges(n_pieces: int, window: int, stride: int) -> List[Tuple[int, int]]:

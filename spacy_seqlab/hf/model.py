@@ -99,6 +99,7 @@ class HFModel(torch.nn.Module):
         self.unmasked_layers: List[int] = []
         self.trainable = False  # whether any weight takes gradients (LoRA, or full fine-tuning)
         self._call_kwargs: Dict[str, Any] = {}
+        self._mode_modules: Optional[List[torch.nn.Module]] = None  # see train()
 
     # -- what the loaded model is ------------------------------------------------------------
 
@@ -176,9 +177,22 @@ class HFModel(torch.nn.Module):
         # A quantized model is placed on its GPU by bitsandbytes and cannot be moved.
         self.transformer = model if s.load_in_4bit else model.to(get_torch_default_device())
         self.trainable = any(p.requires_grad for p in model.parameters())
+        modules = list(self.modules())
+        plain = all(type(m).train is torch.nn.Module.train for m in modules if m is not self)
+        self._mode_modules = modules if plain else None
         # A KV cache is useless for one full-sequence pass and costs memory.
         use_cache = getattr(without_adapters(model).config, "use_cache", None) is not None
         self._call_kwargs = {"use_cache": False} if use_cache else {}
+
+    def train(self, mode: bool = True) -> "HFModel":
+        """As torch's, but without its recursive walk when no module customises ``train``: thinc's
+        shim switches modes around every forward call, and on a large model the walk cost more
+        than the forward call of a short chunk."""
+        if self._mode_modules is None:
+            return super().train(mode)
+        for module in self._mode_modules:
+            module.__dict__["training"] = mode  # where nn.Module keeps it, without its __setattr__ checks
+        return self
 
     # -- tensor math ---------------------------------------------------------------------------
 
