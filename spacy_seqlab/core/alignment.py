@@ -83,7 +83,9 @@ class BatchAlignment:
         link_ends = numpy.searchsorted(self.pair_token, token_base + self.doc_tokens, side="left")
         link_starts = numpy.concatenate([[0], link_ends[:-1]]).astype(numpy.int64)
         result = []
-        for p, n_p, t, n_t, ls, le in zip(piece_base, self.doc_pieces, token_base, self.doc_tokens, link_starts, link_ends):
+        for p, n_p, t, n_t, ls, le in zip(
+            piece_base, self.doc_pieces, token_base, self.doc_tokens, link_starts, link_ends
+        ):
             first, last = self.first[t : t + n_t], self.last[t : t + n_t]
             result.append(
                 DocAlignment(
@@ -102,7 +104,9 @@ def _space_mask(text: str) -> numpy.ndarray:
     return _IS_SPACE[numpy.minimum(codes, len(_IS_SPACE) - 1)] & (codes < len(_IS_SPACE))
 
 
-def _strip_spans(starts: numpy.ndarray, ends: numpy.ndarray, is_space: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+def _strip_spans(
+    starts: numpy.ndarray, ends: numpy.ndarray, is_space: numpy.ndarray
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Shrink each [start, end) to exclude surrounding whitespace; all-whitespace spans are kept."""
     solid = numpy.flatnonzero(~is_space)
     if len(solid) == 0:
@@ -194,7 +198,9 @@ def align_batch(docs: Sequence[Doc], tokenizer) -> BatchAlignment:
     doc_pieces = numpy.array([len(ids) for ids in encoded["input_ids"]], dtype=numpy.int64)
     total = int(doc_pieces.sum())
     piece_ids = numpy.fromiter(chain.from_iterable(encoded["input_ids"]), dtype=numpy.int64, count=total)
-    flat = numpy.fromiter(chain.from_iterable(chain.from_iterable(encoded["offset_mapping"])), dtype=numpy.int64, count=2 * total)
+    flat = numpy.fromiter(
+        chain.from_iterable(chain.from_iterable(encoded["offset_mapping"])), dtype=numpy.int64, count=2 * total
+    )
     piece_spans = flat.reshape(-1, 2) + numpy.repeat(char_base, doc_pieces)[:, None]
     return _align("".join(texts), token_spans, doc_tokens, piece_ids, piece_spans, doc_pieces)
 

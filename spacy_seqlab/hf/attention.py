@@ -51,7 +51,9 @@ def seqlab_sdpa(
             attention_mask = _padding_only(attention_mask, query.shape[2])
         is_causal = False
     if query.device.type != "cpu" or kwargs.get("output_attentions") or kwargs.get("head_mask") is not None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     if attention_mask is not None and attention_mask.ndim == 4:
         attention_mask = attention_mask[:, :, :, : key.shape[-2]]
     if is_causal is None:  # as transformers decides: causal only when no mask says otherwise

@@ -23,7 +23,7 @@ from thinc.types import Floats2d
 
 from ..core.settings import registered_with
 from ..core.types import DocFeaturesModel
-from .model import HFModel, ModelSettings, hf_model_of
+from .model import HFModel, ModelSettings
 from .pieces import build_piece_encoder
 from .pooling import PoolingSettings, build_pooling
 from .transformer import build_transformer
@@ -43,8 +43,9 @@ def build_hf_backbone(model: ModelSettings, windows: WindowSettings, pooling: Po
 
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
-    model.layers[1].initialize()  # the windows, and the transformer inside: loads the weights
-    model.set_dim("nO", hf_model_of(model).hidden_size)
+    windows = model.layers[1]
+    windows.initialize()  # and the transformer inside it: loads the weights
+    model.set_dim("nO", windows.get_dim("nO"))
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:

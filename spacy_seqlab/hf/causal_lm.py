@@ -53,7 +53,7 @@ def causal_lm_of(model: Model) -> HFModel:
     if hf_model.model_class != MODEL_CLASS:
         raise ValueError(
             "this component generates text and needs a causal LM with its LM head: use "
-            "@architectures = \"spacy_seqlab.CausalLM.v1\" for its model"
+            '@architectures = "spacy_seqlab.CausalLM.v1" for its model'
         )
     return hf_model
 

@@ -51,7 +51,11 @@ def generate(
     order = numpy.argsort(-lengths, kind="stable")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=pad,
     )
     device = next(model.parameters()).device
     results: List[str] = [""] * len(prompts)
@@ -79,7 +83,9 @@ def generate(
                 kwargs["past_key_values"] = _prefill(model, ids[:1, :shared], size, device)
             if constraints is not None:
                 chosen = [constraints[index] for index in members]
-                kwargs["prefix_allowed_tokens_fn"] = lambda row, seq, chosen=chosen: chosen[row].allowed(seq[width:].tolist())
+                kwargs["prefix_allowed_tokens_fn"] = lambda row, seq, chosen=chosen, width=width: chosen[row].allowed(
+                    seq[width:].tolist()
+                )
             with torch.no_grad():
                 output = model.generate(
                     input_ids=torch.from_numpy(ids).to(device),

@@ -39,7 +39,10 @@ def resolve_source(name: str, gguf_file: Optional[str] = None) -> str:
     source = resolve_model_name(name)
     if gguf_file:
         if not (Path(source) / gguf_file).is_file():
-            raise ModelLoadError(f"gguf_file = {gguf_file!r} is not a file in {source!r} (the name folder): name a .gguf file there, or set gguf_file = null")
+            raise ModelLoadError(
+                f"gguf_file = {gguf_file!r} is not a file in {source!r} (the name folder): name a .gguf file there, "
+                "or set gguf_file = null"
+            )
         source = str(gguf_to_hf_dir(Path(source), gguf_file))
     return source
 
@@ -112,7 +115,13 @@ def load_model(
         raise _explain("model", source, err) from err
 
 
-def model_from_config(config_dict: Dict[str, Any], *, kind: str = "base", dtype: str = "float32", attn_implementation: Optional[str] = None) -> torch.nn.Module:
+def model_from_config(
+    config_dict: Dict[str, Any],
+    *,
+    kind: str = "base",
+    dtype: str = "float32",
+    attn_implementation: Optional[str] = None,
+) -> torch.nn.Module:
     """Build the architecture from a saved config dict, without downloading or initializing weights."""
     from transformers import AutoConfig
     from transformers.modeling_utils import no_init_weights

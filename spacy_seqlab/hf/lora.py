@@ -43,7 +43,9 @@ class LoraSettings:
                     f"got {self.target_modules!r}"
                 )
         elif not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
-            raise ValueError(f"lora.target_modules must be a non-empty list of module names, got {self.target_modules!r}")
+            raise ValueError(
+                f"lora.target_modules must be a non-empty list of module names, got {self.target_modules!r}"
+            )
 
     @classmethod
     def from_config(cls, value: Optional[Union["LoraSettings", Dict[str, Any]]]) -> Optional["LoraSettings"]:
@@ -55,8 +57,12 @@ class LoraSettings:
 
     def resolve_targets(self, model: torch.nn.Module) -> Union[str, List[str]]:
         """The module names to adapt in ``model``; a clear error when none matches."""
-        names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-        names |= {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ == "Conv1D"}
+        names = {
+            name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+        }
+        names |= {
+            name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ == "Conv1D"
+        }
         if self.target_modules == "all-linear":
             return "all-linear"
         if self.target_modules == "auto":
@@ -69,7 +75,9 @@ class LoraSettings:
             )
         missing = [m for m in self.target_modules if m not in names]
         if missing:
-            raise ValueError(f"lora.target_modules {missing} not found in {type(model).__name__}; linear layers are {sorted(names)}")
+            raise ValueError(
+                f"lora.target_modules {missing} not found in {type(model).__name__}; linear layers are {sorted(names)}"
+            )
         return list(self.target_modules)
 
     def apply(self, model: torch.nn.Module) -> torch.nn.Module:

@@ -97,7 +97,6 @@ class HFModel(torch.nn.Module):
         self.prefix: List[int] = []  # special tokens the tokenizer puts before a text (BOS/CLS)
         self.suffix: List[int] = []  # ... and after it (EOS/SEP)
         self.unmasked_layers: List[int] = []
-        self.trainable = False  # whether any weight takes gradients (LoRA, or full fine-tuning)
         self._call_kwargs: Dict[str, Any] = {}
         self._mode_modules: Optional[List[torch.nn.Module]] = None  # see train()
 
@@ -147,7 +146,11 @@ class HFModel(torch.nn.Module):
         s = self.settings
         if not s.load_in_4bit:
             return load_model(
-                source, kind=self.model_class, revision=s.revision, dtype=s.dtype, attn_implementation=s.attn_implementation
+                source,
+                kind=self.model_class,
+                revision=s.revision,
+                dtype=s.dtype,
+                attn_implementation=s.attn_implementation,
             )
         model = load_model(
             source,
@@ -176,7 +179,6 @@ class HFModel(torch.nn.Module):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         # A quantized model is placed on its GPU by bitsandbytes and cannot be moved.
         self.transformer = model if s.load_in_4bit else model.to(get_torch_default_device())
-        self.trainable = any(p.requires_grad for p in model.parameters())
         modules = list(self.modules())
         plain = all(type(m).train is torch.nn.Module.train for m in modules if m is not self)
         self._mode_modules = modules if plain else None
@@ -225,15 +227,23 @@ class HFModel(torch.nn.Module):
 
 def hf_model_of(model: Model) -> HFModel:
     """The :class:`HFModel` inside a thinc model (a backbone, a causal LM, or a model built on one)."""
+    found = find_hf_model(model)
+    if found is not None:
+        return found
+    raise ValueError(
+        f"The thinc model {model.name!r} holds no Hugging Face model: use spacy_seqlab.HFBackbone.v1 or "
+        "spacy_seqlab.CausalLM.v1"
+    )
+
+
+def find_hf_model(model: Model) -> Optional[HFModel]:
+    """The :class:`HFModel` inside a thinc model, or None."""
     for node in model.walk():
         for shim in node.shims:
             inner = getattr(shim, "_model", None)
             if isinstance(inner, HFModel):
                 return inner
-    raise ValueError(
-        f"The thinc model {model.name!r} holds no Hugging Face model: use spacy_seqlab.HFBackbone.v1 or "
-        "spacy_seqlab.CausalLM.v1"
-    )
+    return None
 
 
 def four_bit_config() -> Any:
@@ -247,7 +257,10 @@ def four_bit_config() -> Any:
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
     )
 
 
@@ -259,7 +272,9 @@ def special_tokens_around(tokenizer: Any) -> Tuple[List[int], List[int]]:
     for i in range(len(full) - len(plain) + 1):
         if full[i : i + len(plain)] == plain:
             return list(full[:i]), list(full[i + len(plain) :])
-    raise ValueError(f"Cannot locate the text among the special tokens of {type(tokenizer).__name__}: {full} vs {plain}")
+    raise ValueError(
+        f"Cannot locate the text among the special tokens of {type(tokenizer).__name__}: {full} vs {plain}"
+    )
 
 
 # The transformer layer's shim saves and restores the model; a layer holding it in its attrs

@@ -54,6 +54,8 @@ def _convert_outputs(model: Model, inputs_output: Tuple[Any, torch.Tensor], is_t
     vectors = torch2xp(output, ops=model.ops)
 
     def get_d_output(d_vectors: ArrayXd) -> ArgsKwargs:
+        if not output.requires_grad:  # frozen weights (freeze = true): nothing to backpropagate into
+            return ArgsKwargs(args=((),), kwargs={"grad_tensors": ()})
         return ArgsKwargs(args=(output,), kwargs={"grad_tensors": (xp2torch(d_vectors, device=output.device),)})
 
     return vectors, get_d_output

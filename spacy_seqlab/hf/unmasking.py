@@ -33,7 +33,10 @@ def validate_unmask(spec: UnmaskSpec) -> None:
     if isinstance(spec, str):
         if spec in ("none", "all") or re.fullmatch(r"[01]+", spec):
             return
-        raise ValueError(f"unmask must be 'none', 'all', a bit string of 0/1 over layer groups (e.g. '0011') or a list of layer indices, got {spec!r}")
+        raise ValueError(
+            "unmask must be 'none', 'all', a bit string of 0/1 over layer groups (e.g. '0011') or a list of layer "
+            f"indices, got {spec!r}"
+        )
     if not isinstance(spec, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in spec):
         raise ValueError(f"unmask as a list must hold layer indices (integers), got {spec!r}")
 
@@ -52,10 +55,14 @@ def unmasked_layers(spec: UnmaskSpec, n_layers: int) -> List[int]:
                 f"use a group count among {[g for g in range(1, n_layers + 1) if n_layers % g == 0]}"
             )
         size = n_layers // len(spec)
-        return [layer for group, bit in enumerate(spec) if bit == "1" for layer in range(group * size, (group + 1) * size)]
+        return [
+            layer for group, bit in enumerate(spec) if bit == "1" for layer in range(group * size, (group + 1) * size)
+        ]
     bad = [i for i in spec if not 0 <= i < n_layers]
     if bad:
-        raise ValueError(f"unmask layer indices {bad} are out of range for a model with {n_layers} layers (0..{n_layers - 1})")
+        raise ValueError(
+            f"unmask layer indices {bad} are out of range for a model with {n_layers} layers (0..{n_layers - 1})"
+        )
     return sorted(set(spec))
 
 
@@ -82,13 +89,19 @@ def apply_unmasking(model: torch.nn.Module, spec: UnmaskSpec) -> List[int]:
         if model_type in _ENCODER_TYPES:
             if spec == "all":
                 return []  # an encoder already attends both ways
-            raise ValueError(f"unmask = {spec!r} on {model_type!r}: it is an encoder, already bidirectional; use 'none'")
+            raise ValueError(
+                f"unmask = {spec!r} on {model_type!r}: it is an encoder, already bidirectional; use 'none'"
+            )
         raise ValueError(
-            f"unmask is not supported for model type {model_type!r}: supported decoder families are {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"unmask is not supported for model type {model_type!r}: supported decoder families are "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     current = getattr(config, "_attn_implementation", None)
     if current not in (None, "sdpa", ATTN_IMPLEMENTATION):
-        raise ValueError(f"unmask works with SDPA attention; the model uses attn_implementation = {current!r}: set it to 'sdpa' or leave it unset")
+        raise ValueError(
+            f"unmask works with SDPA attention; the model uses attn_implementation = {current!r}: set it to 'sdpa' "
+            "or leave it unset"
+        )
     attention = _attention_modules(model)
     layers = unmasked_layers(spec, len(attention))
     install_attention(model)

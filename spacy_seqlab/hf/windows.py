@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..core.batching import chunk_size
 from ..core.settings import check_int, setting
 from ..core.windows import plan_windows, validate_window
-from .model import HFModel, hf_model_of, layer_settings
+from .model import HFModel, find_hf_model, layer_settings
 from .pieces import PieceBatch
 
 
@@ -63,14 +63,22 @@ class Chunk:
 
 
 def with_windows(transformer: Model, settings: WindowSettings) -> Model[PieceBatch, PieceVectors]:
-    """Run ``transformer`` ((ids, mask, positions) → vectors) over the windows of a piece batch."""
-    return Model("hf_windows", _forward, init=_init, layers=[transformer], attrs={"settings": settings})
+    """Run ``transformer`` ((ids, mask, positions) → one vector per position) over the windows of
+    a piece batch. ``nO``, the vectors' width, is set at initialize (from the model's hidden size)."""
+    return Model(
+        "hf_windows", _forward, init=_init, layers=[transformer], dims={"nO": None}, attrs={"settings": settings}
+    )
 
 
 def _init(model: Model, X: Optional[PieceBatch] = None, Y: Optional[PieceVectors] = None) -> None:
     transformer = model.layers[0]
     transformer.initialize()
-    check_window_fits(hf_model_of(transformer), model.attrs["settings"].window)
+    hf_model = find_hf_model(transformer)
+    if hf_model is not None:
+        check_window_fits(hf_model, model.attrs["settings"].window)
+        model.set_dim("nO", hf_model.hidden_size)
+    elif transformer.has_dim("nO"):
+        model.set_dim("nO", transformer.get_dim("nO"))
 
 
 def check_window_fits(hf_model: HFModel, window: int) -> None:
@@ -86,19 +94,18 @@ def check_window_fits(hf_model: HFModel, window: int) -> None:
 
 def _forward(model: Model, batch: PieceBatch, is_train: bool) -> Tuple[PieceVectors, Callable]:
     transformer = model.layers[0]
-    hf_model = hf_model_of(transformer)
     settings: WindowSettings = model.attrs["settings"]
-    check_window_fits(hf_model, settings.window)
+    hf_model = find_hf_model(transformer)
+    if hf_model is not None:  # also after restoring a model under a config with another window
+        check_window_fits(hf_model, settings.window)
     if batch.n_pieces == 0:  # empty or whitespace-only Docs: nothing to run
-        return PieceVectors(model.ops.alloc2f(0, hf_model.hidden_size), batch), lambda d: batch
-    # Frozen weights take no gradient: run them as in prediction, without keeping activations.
-    train = is_train and hf_model.trainable
+        return PieceVectors(model.ops.alloc2f(0, model.get_dim("nO")), batch), lambda d: batch
     chunks = plan_chunks(batch, settings)
     vectors: Optional[Floats2d] = None
     callbacks = []
     for chunk in chunks:
         ids, mask, positions = (model.ops.asarray(a) for a in (chunk.input_ids, chunk.attention_mask, chunk.positions))
-        rows, backprop_rows = transformer((ids, mask, positions), train)
+        rows, backprop_rows = transformer((ids, mask, positions), is_train)
         if len(chunks) == 1:  # the rows are the pieces, in order
             vectors = rows
         else:
@@ -108,10 +115,9 @@ def _forward(model: Model, batch: PieceBatch, is_train: bool) -> Tuple[PieceVect
         callbacks.append(backprop_rows)
 
     def backprop(d_pieces: PieceVectors) -> PieceBatch:
-        if train:
-            for chunk, backprop_rows in zip(chunks, callbacks):
-                d_rows = d_pieces.vectors if len(chunks) == 1 else d_pieces.vectors[chunk.pieces]
-                backprop_rows(model.ops.xp.ascontiguousarray(d_rows, dtype="float32"))
+        for chunk, backprop_rows in zip(chunks, callbacks):
+            d_rows = d_pieces.vectors if len(chunks) == 1 else d_pieces.vectors[chunk.pieces]
+            backprop_rows(model.ops.xp.ascontiguousarray(d_rows, dtype="float32"))
         return batch
 
     return PieceVectors(vectors, batch), backprop
@@ -151,7 +157,9 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
     return chunks
 
 
-def _pad(batch: PieceBatch, starts: numpy.ndarray, lengths: numpy.ndarray, width: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+def _pad(
+    batch: PieceBatch, starts: numpy.ndarray, lengths: numpy.ndarray, width: int
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Input ids and attention mask of windows ``[start, start + length)`` of the batch's pieces,
     each framed by the special tokens and padded to ``width``."""
     prefix = numpy.asarray(batch.prefix, dtype=numpy.int64)

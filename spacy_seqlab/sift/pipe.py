@@ -1,8 +1,9 @@
 """``seqlab_llm_sft``: generative sequence labeling by supervised in-context fine-tuning (SIFT;
 Dukić, Glavaš & Šnajder, arXiv 2509.00921).
 
-A causal LM (``spacy_seqlab.CausalLM.v1``, usually with LoRA) reads a prompt of labeled demonstrations and a query (:mod:`.sft_prompt`) and writes
-the query's spans as a response (:mod:`.sft_format`). It is fine-tuned on such prompts
+A causal LM (``spacy_seqlab.CausalLM.v1``, usually with LoRA) reads a prompt of labeled
+demonstrations and a query (:mod:`.prompt`) and writes the query's spans as a response
+(:mod:`.response`). It is fine-tuned on such prompts
 inside ``spacy train`` with one of three losses:
 
 * ``vanilla``: causal LM loss on every prompt token;
@@ -65,9 +66,13 @@ class SiftSettings:
 
     strategy: str = setting("mrc", "Loss: 'vanilla' (all tokens), 'src' (query response), 'mrc' (every response).")
     instruction: bool = setting(True, "Start prompts with a task description naming the labels.")
-    label_definitions: Dict[str, str] = setting(help="Optional label → description, shown in the instruction.", factory=dict)
+    label_definitions: Dict[str, str] = setting(
+        help="Optional label → description, shown in the instruction.", factory=dict
+    )
     n_demos: int = setting(2, "Demonstrations per prompt (fewer if the context budget is exceeded).")
-    selector: str = setting("dense", "How demonstrations are chosen: 'random', 'similar' (BM25) or 'dense' (many spans).")
+    selector: str = setting(
+        "dense", "How demonstrations are chosen: 'random', 'similar' (BM25) or 'dense' (many spans)."
+    )
     max_prompt_tokens: int = setting(1024, "Context budget: demonstrations are dropped, never the query, to fit.")
     max_new_tokens: int = setting(64, "Longest response generated per query window.")
     constrained: bool = setting(False, "Allow only spans of the input, in order, and known labels while generating.")
@@ -106,7 +111,14 @@ class SiftPrompter:
     Shared by the component and the spacy-llm task, so both ask and read the same way.
     """
 
-    def __init__(self, labels: Sequence[str], settings: SiftSettings, pool: DemonstrationPool, responses: List[str], tokenizer: Any) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        settings: SiftSettings,
+        pool: DemonstrationPool,
+        responses: List[str],
+        tokenizer: Any,
+    ) -> None:
         self.labels = list(labels)
         self.settings = settings
         self.pool = pool
@@ -120,9 +132,14 @@ class SiftPrompter:
 
     def prompt(self, text: str, *, response: Optional[str] = None, exclude: Optional[int] = None) -> Prompt:
         """The prompt for a query text, with demonstrations fitted to the context budget."""
-        # Training varies the demonstrations; prediction keeps dense ones the same for every query (a shared prompt start).
+        # Training varies the demonstrations; prediction keeps dense ones the same for every query
+        # (a shared prompt start).
         vary = response is not None or exclude is not None
-        chosen = self.pool.select(text, self.settings.n_demos, self.settings.selector, exclude=exclude, vary_ties=vary) if len(self.pool) else []
+        chosen = (
+            self.pool.select(text, self.settings.n_demos, self.settings.selector, exclude=exclude, vary_ties=vary)
+            if len(self.pool)
+            else []
+        )
         eos = self.tokenizer.eos_token
         while True:
             demos = [(self.pool[i].text, self.responses[i]) for i in chosen]
@@ -150,7 +167,16 @@ class SiftPrompter:
 class SiftLabeler(LabeledPipe):
     """Labels spans by generating them with a fine-tuned causal LM (see module docstring)."""
 
-    def __init__(self, vocab: Vocab, model: Model, name: str, *, target: str, settings: SiftSettings, scorer: Optional[Callable] = None) -> None:
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        target: str,
+        settings: SiftSettings,
+        scorer: Optional[Callable] = None,
+    ) -> None:
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -185,9 +211,15 @@ class SiftLabeler(LabeledPipe):
     def _gold_spans(self, doc: Doc) -> List[Span]:
         spans = [Span(doc, s, e, label=label) for s, e, label in self.target.doc_spans(doc)]
         # A response line holds a span's exact text: spans with line breaks or edge whitespace cannot be written.
-        writable = [span for span in spans if span.text == span.text.strip() and "\n" not in span.text and "\r" not in span.text]
+        writable = [
+            span for span in spans if span.text == span.text.strip() and "\n" not in span.text and "\r" not in span.text
+        ]
         if len(writable) < len(spans):
-            logger.warning("[%s] %d gold span(s) with line breaks or edge whitespace skipped", self.name, len(spans) - len(writable))
+            logger.warning(
+                "[%s] %d gold span(s) with line breaks or edge whitespace skipped",
+                self.name,
+                len(spans) - len(writable),
+            )
         return writable
 
     # -- prediction ----------------------------------------------------------------------
@@ -196,7 +228,9 @@ class SiftLabeler(LabeledPipe):
         """Spans (token offsets) for each Doc; nothing raises on bad generations."""
         docs = list(docs)
         if not self.labels:
-            raise ValueError(f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline")
+            raise ValueError(
+                f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline"
+            )
         prompter = self.prompter
         prompts, owners = [], []
         for i, doc in enumerate(docs):
@@ -207,7 +241,12 @@ class SiftLabeler(LabeledPipe):
         constraints = None
         if self.cfg["constrained"]:
             constraints = [
-                LineConstraint(window_doc(docs[i], s, e), self.labels, self.module.tokenizer, max_span_tokens=self.cfg["max_span_tokens"])
+                LineConstraint(
+                    window_doc(docs[i], s, e),
+                    self.labels,
+                    self.module.tokenizer,
+                    max_span_tokens=self.cfg["max_span_tokens"],
+                )
                 for i, s, e in owners
             ]
         responses = generate(
@@ -238,13 +277,20 @@ class SiftLabeler(LabeledPipe):
         self.stats["garbage_responses"] += garbage
         if garbage:
             logger.warning(
-                "[%s] %d of %d response(s) for a doc starting %r were unparsable (%d line(s) dropped): no spans from them",
-                self.name, garbage, len(parsed), doc.text[:50], dropped,
+                "[%s] %d of %d response(s) for a doc starting %r were unparsable (%d line(s) dropped): "
+                "no spans from them",
+                self.name,
+                garbage,
+                len(parsed),
+                doc.text[:50],
+                dropped,
             )
         elif dropped:
             logger.warning(
                 "[%s] %d response line(s) for a doc starting %r could not be parsed or matched and were dropped",
-                self.name, dropped, doc.text[:50],
+                self.name,
+                dropped,
+                doc.text[:50],
             )
         return spans
 
@@ -266,7 +312,14 @@ class SiftLabeler(LabeledPipe):
                 prompts.append(prompter.prompt(window.text, response=format_response(window, spans)))
         return prompts
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -311,7 +364,13 @@ class SiftLabeler(LabeledPipe):
         )
         return output.loss
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None, labels: Optional[Sequence[str]] = None) -> None:
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
         """Labels from ``labels`` or the data; the demonstration pool from the training data; the LM's weights."""
         validate_get_examples(get_examples, "SiftLabeler.initialize")
         self._require_examples(get_examples)
@@ -321,16 +380,25 @@ class SiftLabeler(LabeledPipe):
             raise ValueError(f"Component '{self.name}' found no labels for target {self.target} in the training data")
         unwritable = [label for label in labels if not label or label != label.strip() or "\n" in label or "|" in label]
         if unwritable:
-            raise ValueError(f"Labels {unwritable} cannot be written in a response line (no '|', line breaks or edge spaces)")
+            raise ValueError(
+                f"Labels {unwritable} cannot be written in a response line (no '|', line breaks or edge spaces)"
+            )
         undefined = sorted(set(self.cfg["label_definitions"]) - set(labels))
         if undefined:
-            raise ValueError(f"label_definitions has definitions for {undefined}, which are not labels of '{self.name}'; its labels are {list(labels)}")
+            raise ValueError(
+                f"label_definitions has definitions for {undefined}, which are not labels of '{self.name}'; "
+                f"its labels are {list(labels)}"
+            )
         self.cfg["labels"] = list(labels)
         for label in labels:
             self.vocab.strings.add(label)
         # Long gold documents give one demonstration per (non-overlapping) window.
         window = self.cfg["window"]
-        docs = [eg.reference[s:e].as_doc() for eg in get_examples() for s, e in window_ranges(len(eg.reference), window, window)]
+        docs = [
+            eg.reference[s:e].as_doc()
+            for eg in get_examples()
+            for s, e in window_ranges(len(eg.reference), window, window)
+        ]
         self._set_pool(docs)
         self.model.initialize(X=[eg.predicted for eg in islice(get_examples(), 2)])
         if self.cfg["constrained"]:

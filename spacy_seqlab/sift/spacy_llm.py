@@ -43,7 +43,9 @@ def _load_component(pipeline: str, component: str) -> SiftLabeler:
         raise ValueError(f"Pipeline {pipeline!r} has no component {component!r}; its components are {nlp.pipe_names}")
     pipe = nlp.get_pipe(component)
     if not isinstance(pipe, SiftLabeler):
-        raise ValueError(f"Component {component!r} of {pipeline!r} is a {type(pipe).__name__}, not a seqlab_llm_sft component")
+        raise ValueError(
+            f"Component {component!r} of {pipeline!r} is a {type(pipe).__name__}, not a seqlab_llm_sft component"
+        )
     return pipe
 
 
@@ -84,7 +86,9 @@ class SiftTask:
     def labels(self) -> Tuple[str, ...]:
         return self.pipe.labels
 
-    def generate_prompts(self, docs: Iterable[Doc], context_length: Optional[int] = None) -> Iterable[Tuple[Iterable[str], Iterable[Doc]]]:
+    def generate_prompts(
+        self, docs: Iterable[Doc], context_length: Optional[int] = None
+    ) -> Iterable[Tuple[Iterable[str], Iterable[Doc]]]:
         prompter = self.pipe.prompter
         for doc in docs:
             prompts = prompter.generation_prompts(doc) if doc.text.strip() else []
@@ -103,7 +107,9 @@ class SiftTask:
 
 
 @registry.llm_models("spacy_seqlab.SiftModel.v1")
-def make_sift_model(pipeline: str, component: str = "seqlab_llm_sft", max_new_tokens: Optional[int] = None) -> SiftModel:
+def make_sift_model(
+    pipeline: str, component: str = "seqlab_llm_sft", max_new_tokens: Optional[int] = None
+) -> SiftModel:
     """The causal LM of a trained ``seqlab_llm_sft`` component (path ``pipeline``), for spacy-llm."""
     return SiftModel(pipeline, component, max_new_tokens)
 

@@ -55,7 +55,10 @@ def test_generation_with_cache_matches_transformers_sdpa(tiny_model_dir):
     ids, mask = _inputs(ours.config.vocab_size, "left")
     kwargs = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": 0, "eos_token_id": None}
     with torch.no_grad():
-        assert torch.equal(ours.generate(input_ids=ids, attention_mask=mask, **kwargs), reference.generate(input_ids=ids, attention_mask=mask, **kwargs))
+        assert torch.equal(
+            ours.generate(input_ids=ids, attention_mask=mask, **kwargs),
+            reference.generate(input_ids=ids, attention_mask=mask, **kwargs),
+        )
 
 
 def test_other_backends_and_families_are_left_alone(tiny_model_dir):

@@ -130,7 +130,10 @@ def test_batch_equals_one_by_one(tiny_model_dir, arch):
 def test_padding_share_changes_chunks_not_vectors(tiny_model_dir, max_padding):
     docs = _docs()
     model = _backbone(tiny_model_dir("bert"), max_padding=max_padding)
-    chunks = [(c.input_ids, c.attention_mask) for c in plan_chunks(model.get_ref("pieces").predict(docs), WindowSettings(max_padding=max_padding))]
+    chunks = [
+        (c.input_ids, c.attention_mask)
+        for c in plan_chunks(model.get_ref("pieces").predict(docs), WindowSettings(max_padding=max_padding))
+    ]
     lengths = sorted({int(mask.sum(1).min()) for _, mask in chunks})
     if max_padding == 0.0:  # only windows of one length share a forward call
         assert all(int(mask.sum(1).min()) == mask.shape[1] for _, mask in chunks)

@@ -25,7 +25,13 @@ def test_unmask_settings_select_layers(spec, n_layers, expected):
 
 @pytest.mark.parametrize(
     "spec,n_layers,message",
-    [("012", 4, "bit string"), ("0011", 30, "does not divide"), ([0, 4], 4, "out of range"), ("some", 4, "unmask"), ([1.5], 4, "integers")],
+    [
+        ("012", 4, "bit string"),
+        ("0011", 30, "does not divide"),
+        ([0, 4], 4, "out of range"),
+        ("some", 4, "unmask"),
+        ([1.5], 4, "integers"),
+    ],
 )
 def test_bad_unmask_settings_are_named(spec, n_layers, message):
     with pytest.raises(ValueError, match=message):
@@ -63,7 +69,9 @@ def test_padding_stays_masked_left_and_right(tiny_model_dir, arch, spec):
     short = torch.tensor([[5, 6, 7]])
     alone = _hidden(model, short)[0]
     pad = 0
-    right = _hidden(model, torch.tensor([[5, 6, 7, pad, pad], [9, 8, 7, 6, 5]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))[0, :3]
+    right = _hidden(
+        model, torch.tensor([[5, 6, 7, pad, pad], [9, 8, 7, 6, 5]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    )[0, :3]
     assert torch.allclose(alone, right, atol=1e-4)
     # Left padding: positions restart at the first real token (RoPE only sees relative offsets).
     left_ids = torch.tensor([[pad, pad, 5, 6, 7], [9, 8, 7, 6, 5]])
@@ -72,7 +80,9 @@ def test_padding_stays_masked_left_and_right(tiny_model_dir, arch, spec):
     left = _hidden(model, left_ids, left_mask, positions)[0, 2:]
     assert torch.allclose(alone, left, atol=1e-4)
     # Garbage in the padded slots must not leak into real tokens.
-    noisy = _hidden(model, torch.tensor([[5, 6, 7, 11, 12], [9, 8, 7, 6, 5]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))[0, :3]
+    noisy = _hidden(
+        model, torch.tensor([[5, 6, 7, 11, 12], [9, 8, 7, 6, 5]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    )[0, :3]
     assert torch.allclose(alone, noisy, atol=1e-4)
 
 
