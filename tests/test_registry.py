@@ -66,9 +66,9 @@ print(json.dumps(out))
 def test_everything_registered_has_an_entry_point():
     """Importing every module must not register a name that the entry points do not expose."""
 
-    for module in pkgutil.iter_modules(spacy_seqlab.__path__):
-        if module.name != "__main__":
-            importlib.import_module(f"spacy_seqlab.{module.name}")
+    for module in pkgutil.walk_packages(spacy_seqlab.__path__, prefix="spacy_seqlab."):
+        if module.name != "spacy_seqlab.__main__":
+            importlib.import_module(module.name)
     declared = {name for _, name in _declared()}
     from spacy_llm.registry import registry as llm_registry
 

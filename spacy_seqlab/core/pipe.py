@@ -114,12 +114,13 @@ class LabeledPipe(TrainablePipe):
                 f"target setting or give labels in [initialize.components.{self.name}]"
             )
 
-    # spaCy batches read ahead by pipe(): sorted by length across them, each forward call pads less.
-    SORTED_BATCHES = 16
+    # How many of spaCy's batches pipe() reads ahead and predicts in order of length (1: as spaCy does).
+    SORTED_BATCHES = 1
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Like ``TrainablePipe.pipe``, but predicts ``SORTED_BATCHES`` batches at a time in order of
-        length (Docs of similar length share a forward call); Docs come out in the order they came in.
+        length, so that Docs of similar length share a forward call and pad little; Docs come out in
+        the order they came in.
 
         As in spaCy, a batch whose prediction fails goes to the pipe's error handler, and its Docs
         are not yielded when the handler does not raise.

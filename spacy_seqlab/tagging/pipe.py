@@ -73,6 +73,10 @@ def cross_entropy(ops: Ops, probs: List[Floats2d], gold: List[Ints1d]) -> Tuple[
 class SequenceTagger(LabeledPipe):
     """Predicts one label per token and writes them to ``doc.ents``, ``doc.spans[KEY]``, ``tag_`` or ``pos_``."""
 
+    # Short texts in one forward call, long ones in another: a tagger's cost is its padded length.
+    SORTED_BATCHES = 16
+
+
     def __init__(
         self,
         vocab: Vocab,

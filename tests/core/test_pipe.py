@@ -102,6 +102,8 @@ def test_a_non_finite_loss_is_refused_naming_the_batch():
 class Recorder(Toy):
     """Predicts each Doc's length and records the batches it was asked to predict."""
 
+    SORTED_BATCHES = 16
+
     def __init__(self, fail_on: int = -1) -> None:
         super().__init__("recorder")
         self.batches, self.fail_on = [], fail_on
