@@ -96,7 +96,6 @@ class HFModel(torch.nn.Module):
         self.tokenizer: Any = None
         self.prefix: List[int] = []  # special tokens the tokenizer puts before a text (BOS/CLS)
         self.suffix: List[int] = []  # ... and after it (EOS/SEP)
-        self.unmasked_layers: List[int] = []
         self._call_kwargs: Dict[str, Any] = {}
         self._mode_modules: Optional[List[torch.nn.Module]] = None  # see train()
 
@@ -170,7 +169,7 @@ class HFModel(torch.nn.Module):
         self.tokenizer = tokenizer
         self.prefix, self.suffix = special_tokens_around(tokenizer)
         # Attention changes go on the bare transformer (inside any LM head), before LoRA wraps it.
-        self.unmasked_layers = apply_unmasking(getattr(model, model.base_model_prefix, model), s.unmask)
+        apply_unmasking(getattr(model, model.base_model_prefix, model), s.unmask)
         if s.lora is not None and apply_lora:
             model = s.lora.apply(model)
         elif s.freeze:
