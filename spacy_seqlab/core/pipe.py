@@ -128,7 +128,11 @@ class LabeledPipe(TrainablePipe):
         error_handler = self.get_error_handler()
         for docs in util.minibatch(stream, size=batch_size * self.SORTED_BATCHES):
             failed = numpy.zeros(len(docs), dtype=bool)
-            for indices in length_sorted_batches([len(doc) for doc in docs], batch_size):
+            if self.SORTED_BATCHES > 1:
+                batches = length_sorted_batches([len(doc) for doc in docs], batch_size)
+            else:
+                batches = [numpy.arange(len(docs))]
+            for indices in batches:
                 batch = [docs[i] for i in indices]
                 try:
                     self.set_annotations(batch, self.predict(batch))

@@ -143,3 +143,12 @@ def test_pipe_sends_a_failed_batch_to_the_error_handler_like_spacy():
     pipe.set_error_handler(lambda name, proc, docs, err: seen.append([len(d) for d in docs]))
     out = list(pipe.pipe(iter(_docs(lengths)), batch_size=2))
     assert seen == [[7, 9]] and [len(doc) for doc in out] == [3, 5]
+
+
+def test_without_read_ahead_the_pipe_predicts_spacys_batches_as_they_come():
+    class AsSpacy(Recorder):
+        SORTED_BATCHES = 1
+
+    pipe = AsSpacy()
+    out = list(pipe.pipe(iter(_docs([5, 1, 4, 2, 3])), batch_size=2))
+    assert pipe.batches == [[5, 1], [4, 2], [3]] and [len(doc) for doc in out] == [5, 1, 4, 2, 3]
