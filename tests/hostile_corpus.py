@@ -27,7 +27,10 @@ def hostile_texts(*, long_docs: bool = True) -> List[Tuple[str, str]]:
         ("long_token", "x" * 5000),
         ("long_token_in_text", "before " + "ab" * 2500 + " after"),
         ("emoji_zwj", "Family 👩‍👩‍👧‍👦 and 👨🏿‍💻 coders 👍🏽👍🏻 flags 🇭🇷🇯🇵 🏳️‍🌈 done"),
-        ("combining", "Cafe\u0301 nai\u0308ve Z\u0335\u0321a\u0336l\u0334g\u0337o\u0338 e\u0301\u0302\u0303\u0304 q\u0307\u0323"),
+        (
+            "combining",
+            "Cafe\u0301 nai\u0308ve Z\u0335\u0321a\u0336l\u0334g\u0337o\u0338 e\u0301\u0302\u0303\u0304 q\u0307\u0323",
+        ),
         ("rtl", "مرحبا بالعالم هذا نص عربي طويل"),
         ("mixed_direction", "Alice said \u202eשלום עולם\u202c and مرحبا to Bob in Paris \u200f. 123 \u200e"),
         ("control_nul", "a\x00b \x01\x02\x03 c\x07d \x1b[31mred\x1b[0m \x7f e\x0bf\x0cg \u0085 h"),
@@ -64,5 +67,10 @@ def hostile_docs(nlp, *, long_docs: bool = True) -> List[Tuple[str, Doc]]:
     foreign = other_vocab.make_doc("A doc from another vocab about Alice and Paris .")
     foreign.ents = [Span(foreign, 6, 7, label="FOREIGN_LABEL")]
     docs.append(("other_vocab", foreign))
-    docs.append(("other_vocab_words", Doc(other_vocab.vocab, words=["unseen", "ξένος", "🙂", "\x00"], spaces=[True, True, True, False])))
+    docs.append(
+        (
+            "other_vocab_words",
+            Doc(other_vocab.vocab, words=["unseen", "ξένος", "🙂", "\x00"], spaces=[True, True, True, False]),
+        )
+    )
     return docs

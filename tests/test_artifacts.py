@@ -18,9 +18,9 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from spacy_seqlab.core.serialization import ArtifactError
 from spacy_seqlab.hf.generation import generate
 from spacy_seqlab.hf.model import hf_model_of
-from spacy_seqlab.core.serialization import ArtifactError
 
 TEXTS = ["Alice lives in Paris .", "the dog met Bob", ""]
 FIX = r"(copy the pipeline again|re-save it)"
@@ -28,7 +28,10 @@ FIX = r"(copy the pipeline again|re-save it)"
 
 def _examples(nlp):
     examples = []
-    for words, ents in [(["Alice", "lives", "in", "Paris", "."], ["B-PER", "O", "O", "B-LOC", "O"]), (["the", "dog", "met", "Bob"], ["O", "O", "O", "B-PER"])]:
+    for words, ents in [
+        (["Alice", "lives", "in", "Paris", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
+        (["the", "dog", "met", "Bob"], ["O", "O", "O", "B-PER"]),
+    ]:
         reference = Doc(nlp.vocab, words=words, ents=ents, pos=["PROPN" if w[0].isupper() else "NOUN" for w in words])
         predicted = nlp.make_doc(reference.text)
         for token in predicted:
@@ -39,9 +42,17 @@ def _examples(nlp):
 
 def _configs(base):
     return {
-        "seqlab_bidir_tagger": {"model": {"backbone": {"name": str(base["llama"]), "unmask": "all", "lora": {"r": 2}, "save_base": False}}},
-        "seqlab_multitask_ner": {"model": {"backbone": {"name": str(base["bert"])}, "signals": {"pos": {"source": "POS", "mode": "head"}}}},
-        "seqlab_llm_sft": {"model": {"name": str(base["llama"]), "lora": {"r": 2}, "save_base": False}, "n_demos": 1, "max_new_tokens": 4},
+        "seqlab_bidir_tagger": {
+            "model": {"backbone": {"name": str(base["llama"]), "unmask": "all", "lora": {"r": 2}, "save_base": False}}
+        },
+        "seqlab_multitask_ner": {
+            "model": {"backbone": {"name": str(base["bert"])}, "signals": {"pos": {"source": "POS", "mode": "head"}}}
+        },
+        "seqlab_llm_sft": {
+            "model": {"name": str(base["llama"]), "lora": {"r": 2}, "save_base": False},
+            "n_demos": 1,
+            "max_new_tokens": 4,
+        },
     }
 
 
@@ -73,7 +84,9 @@ def _behaviour(nlp, factory):
     else:
         output = pipe.model.predict([nlp.make_doc(text) for text in TEXTS[:2]])
         raw = [numpy.round(scores, 5).tolist() for scores in output.tags]
-        raw += [numpy.round(scores, 5).tolist() for name in sorted(output.auxiliary) for scores in output.auxiliary[name]]
+        raw += [
+            numpy.round(scores, 5).tolist() for name in sorted(output.auxiliary) for scores in output.auxiliary[name]
+        ]
     return _ents(nlp), raw
 
 
@@ -148,8 +161,14 @@ def test_damaged_component_files_give_a_clear_error(saved, tmp_path, factory):
             with pytest.raises(ArtifactError) as caught:
                 spacy.load(pipeline)
             message = str(caught.value)
-            assert f"component '{factory}'" in message and str(pipeline / factory / name) in message, (name, how, message)
-            assert re.search(FIX, message) and ("missing" in message if how == "deleted" else "checksum" in message), message
+            assert f"component '{factory}'" in message and str(pipeline / factory / name) in message, (
+                name,
+                how,
+                message,
+            )
+            assert re.search(FIX, message) and ("missing" in message if how == "deleted" else "checksum" in message), (
+                message
+            )
 
 
 @pytest.mark.parametrize("factory", FACTORIES)
@@ -165,9 +184,17 @@ def test_damaged_files_saved_without_checksums_still_give_a_clear_error(saved, t
             with pytest.raises(ArtifactError) as caught:
                 spacy.load(pipeline)
             message = str(caught.value)
-            assert f"component '{factory}'" in message and str(pipeline / factory / name) in message, (name, how, message)
+            assert f"component '{factory}'" in message and str(pipeline / factory / name) in message, (
+                name,
+                how,
+                message,
+            )
             assert re.search(FIX, message), message
-            assert "missing" in message if how == "deleted" else re.search(r"truncated, corrupted or was not written by spacy-seqlab", message)
+            assert (
+                "missing" in message
+                if how == "deleted"
+                else re.search(r"truncated, corrupted or was not written by spacy-seqlab", message)
+            )
 
 
 @pytest.mark.parametrize("factory", FACTORIES)
@@ -176,7 +203,12 @@ def test_damaged_component_bytes_give_a_clear_error(saved, factory):
     pipe = nlp.get_pipe(factory)
     data = pipe.to_bytes()
     half = len(data) // 2
-    for damaged in (data[:half], data[:half] + bytes(b ^ 0x5A for b in data[half : half + 8]) + data[half + 8 :], b"", b"\xc1garbage"):
+    for damaged in (
+        data[:half],
+        data[:half] + bytes(b ^ 0x5A for b in data[half : half + 8]) + data[half + 8 :],
+        b"",
+        b"\xc1garbage",
+    ):
         with pytest.raises(ArtifactError, match=rf"Cannot load component '{factory}'.*the bytes of component.*{FIX}"):
             pipe.from_bytes(damaged)
 
@@ -196,11 +228,19 @@ def test_adapter_for_a_different_base_model_is_refused(saved, tmp_path, tiny_mod
     root, bases, pipelines = saved
     base = Path(shutil.copytree(bases["llama"], tmp_path / "base"))
     pipeline = _copy(saved, factory, tmp_path)
-    config = {f"components.{factory}.model.backbone.name" if factory != "seqlab_llm_sft" else f"components.{factory}.model.name": str(base)}
+    config = {
+        f"components.{factory}.model.backbone.name"
+        if factory != "seqlab_llm_sft"
+        else f"components.{factory}.model.name": str(base)
+    }
     assert _behaviour(spacy.load(pipeline, config=config), factory) == pipelines[factory][1]
     shutil.rmtree(base)
     shutil.copytree(tiny_model_dir("qwen2"), base)
-    with pytest.raises(ArtifactError, match=rf"Cannot load component '{factory}'.*model.*different base model.*model_type is 'llama' in the artifact but 'qwen2'"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"Cannot load component '{factory}'.*model.*different base model"
+        r".*model_type is 'llama' in the artifact but 'qwen2'",
+    ):
         spacy.load(pipeline, config=config)
 
 
@@ -214,11 +254,16 @@ def test_weights_saved_for_a_different_label_set_are_refused(saved, tmp_path, fa
     pipeline = _copy(saved, factory, tmp_path)
     shutil.copy(tmp_path / "other" / factory / "model", pipeline / factory / "model")
     # With checksums the replaced file is named as not the one saved with the component...
-    with pytest.raises(ArtifactError, match=rf"component '{factory}'.*{factory}/model is not the file saved with this component"):
+    with pytest.raises(
+        ArtifactError, match=rf"component '{factory}'.*{factory}/model is not the file saved with this component"
+    ):
         spacy.load(pipeline)
     # ... and without them the label check names both label sets.
     (pipeline / factory / "checksums.json").unlink()
-    with pytest.raises(ArtifactError, match=rf"component '{factory}'.*trained for the labels \['PER'\], but its cfg has the labels \['LOC', 'PER'\]"):
+    with pytest.raises(
+        ArtifactError,
+        match=rf"component '{factory}'.*trained for the labels \['PER'\], but its cfg has the labels \['LOC', 'PER'\]",
+    ):
         spacy.load(pipeline)
 
 

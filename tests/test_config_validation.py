@@ -24,10 +24,10 @@ from spacy_seqlab.hf.lora import LoraSettings
 from spacy_seqlab.hf.model import ModelSettings
 from spacy_seqlab.hf.pooling import PoolingSettings
 from spacy_seqlab.hf.windows import WindowSettings
+from spacy_seqlab.sift.pipe import SiftSettings
 from spacy_seqlab.tagging.model import TaggerSettings, build_tagger
 from spacy_seqlab.tagging.pipe import TargetSettings
 from spacy_seqlab.tagging.signals import SignalSettings
-from spacy_seqlab.sift.pipe import SiftSettings
 
 BIDIR, MULTI, SFT, OIE = "seqlab_bidir_tagger", "seqlab_multitask_ner", "seqlab_llm_sft", "seqlab_oie"
 ARCH = {BIDIR: "llama", MULTI: "bert", SFT: "llama"}
@@ -40,48 +40,195 @@ CONSTRUCT, INITIALIZE = "construct", "initialize"
 CASES = [
     # -- the model settings of spacy_seqlab.HFBackbone.v1 (the taggers) and spacy_seqlab.CausalLM.v1 (SFT) --
     (BIDIR, "name", {"backbone": {"name": ""}}, CONSTRUCT, r"\bname\b", r"hub name, a local folder or a pypi: alias"),
-    (SFT, "name", {"backbone": {"name": "/no/such/model/dir"}}, INITIALIZE, r"name = '/no/such/model/dir'", r"local folder, a hub name, or a pypi: alias"),
+    (
+        SFT,
+        "name",
+        {"backbone": {"name": "/no/such/model/dir"}},
+        INITIALIZE,
+        r"name = '/no/such/model/dir'",
+        r"local folder, a hub name, or a pypi: alias",
+    ),
     (SFT, "revision", {"backbone": {"revision": 5}}, CONSTRUCT, r"revision", r"str"),
     (BIDIR, "gguf_file", {"backbone": {"gguf_file": "model.bin"}}, CONSTRUCT, r"gguf_file", r"\.gguf file .*or null"),
-    (SFT, "gguf_file", {"backbone": {"gguf_file": "missing.gguf"}}, INITIALIZE, r"gguf_file = 'missing.gguf'", r"name a \.gguf file there, or set gguf_file = null"),
+    (
+        SFT,
+        "gguf_file",
+        {"backbone": {"gguf_file": "missing.gguf"}},
+        INITIALIZE,
+        r"gguf_file = 'missing.gguf'",
+        r"name a \.gguf file there, or set gguf_file = null",
+    ),
     # model_class is fixed by the architecture (HFBackbone: base; CausalLM: causal-lm): no longer a setting.
-    (BIDIR, "model_class", {"backbone": {"model_class": "seq2seq"}}, CONSTRUCT, r"model_class", r"extra fields not permitted|unexpected argument"),
-    (SFT, "model_class", {"backbone": {"model_class": "base"}}, CONSTRUCT, r"model_class", r"extra fields not permitted|unexpected argument"),
+    (
+        BIDIR,
+        "model_class",
+        {"backbone": {"model_class": "seq2seq"}},
+        CONSTRUCT,
+        r"model_class",
+        r"extra fields not permitted|unexpected argument",
+    ),
+    (
+        SFT,
+        "model_class",
+        {"backbone": {"model_class": "base"}},
+        CONSTRUCT,
+        r"model_class",
+        r"extra fields not permitted|unexpected argument",
+    ),
     (BIDIR, "dtype", {"backbone": {"dtype": "int8"}}, CONSTRUCT, r"dtype", r"float32, bfloat16, float16, auto"),
-    (BIDIR, "attn_implementation", {"backbone": {"attn_implementation": "eager", "unmask": "01"}}, CONSTRUCT, r"attn_implementation", r"null or 'sdpa'"),
-    (SFT, "attn_implementation", {"backbone": {"attn_implementation": "turbo"}}, INITIALIZE, r"attn_implementation", r"eager"),
+    (
+        BIDIR,
+        "attn_implementation",
+        {"backbone": {"attn_implementation": "eager", "unmask": "01"}},
+        CONSTRUCT,
+        r"attn_implementation",
+        r"null or 'sdpa'",
+    ),
+    (
+        SFT,
+        "attn_implementation",
+        {"backbone": {"attn_implementation": "turbo"}},
+        INITIALIZE,
+        r"attn_implementation",
+        r"eager",
+    ),
     (BIDIR, "unmask", {"backbone": {"unmask": "0x1"}}, CONSTRUCT, r"unmask", r"'none', 'all', a bit string"),
     (BIDIR, "unmask", {"backbone": {"unmask": "000"}}, INITIALIZE, r"unmask = '000'", r"group count among \[1, 2\]"),
     (BIDIR, "unmask", {"backbone": {"unmask": [0, 7]}}, INITIALIZE, r"unmask layer indices \[7\]", r"0\.\.1"),
     (MULTI, "unmask", {"backbone": {"unmask": "01"}}, INITIALIZE, r"unmask = '01'", r"use 'none'"),
-    (SFT, "unmask", {"backbone": {"unmask": "all"}}, CONSTRUCT, r"unmask", r"extra fields not permitted|unexpected argument"),  # CausalLM keeps the causal mask
-    (SFT, "freeze", {"backbone": {"freeze": True}}, CONSTRUCT, r"freeze", r"extra fields not permitted|unexpected argument"),
+    (
+        SFT,
+        "unmask",
+        {"backbone": {"unmask": "all"}},
+        CONSTRUCT,
+        r"unmask",
+        r"extra fields not permitted|unexpected argument",
+    ),  # CausalLM keeps the causal mask
+    (
+        SFT,
+        "freeze",
+        {"backbone": {"freeze": True}},
+        CONSTRUCT,
+        r"freeze",
+        r"extra fields not permitted|unexpected argument",
+    ),
     (BIDIR, "lora", {"backbone": {"lora": "yes"}}, CONSTRUCT, r"lora", r"Dict"),
-    (BIDIR, "lora", {"backbone": {"lora": {"rank": 4}}}, CONSTRUCT, r"lora setting\(s\) \['rank'\]", r"allowed are \['alpha', 'bias', 'dropout', 'r', 'target_modules'\]"),
+    (
+        BIDIR,
+        "lora",
+        {"backbone": {"lora": {"rank": 4}}},
+        CONSTRUCT,
+        r"lora setting\(s\) \['rank'\]",
+        r"allowed are \['alpha', 'bias', 'dropout', 'r', 'target_modules'\]",
+    ),
     (BIDIR, "r", {"backbone": {"lora": {"r": 0}}}, CONSTRUCT, r"lora\.r", r"positive integer"),
     (SFT, "r", {"backbone": {"lora": {"r": True}}}, CONSTRUCT, r"lora\.r", r"positive integer"),
     (BIDIR, "alpha", {"backbone": {"lora": {"alpha": 0}}}, CONSTRUCT, r"lora\.alpha", r"positive number"),
     (BIDIR, "dropout", {"backbone": {"lora": {"dropout": 1.0}}}, CONSTRUCT, r"lora\.dropout", r"\[0, 1\)"),
-    (BIDIR, "bias", {"backbone": {"lora": {"bias": "some"}}}, CONSTRUCT, r"lora\.bias", r"'none', 'all' or 'lora_only'"),
-    (BIDIR, "target_modules", {"backbone": {"lora": {"target_modules": "qv"}}}, CONSTRUCT, r"lora\.target_modules", r"'auto' or 'all-linear'"),
-    (SFT, "target_modules", {"backbone": {"lora": {"target_modules": ["nope"]}}}, INITIALIZE, r"lora\.target_modules \['nope'\]", r"q_proj"),
+    (
+        BIDIR,
+        "bias",
+        {"backbone": {"lora": {"bias": "some"}}},
+        CONSTRUCT,
+        r"lora\.bias",
+        r"'none', 'all' or 'lora_only'",
+    ),
+    (
+        BIDIR,
+        "target_modules",
+        {"backbone": {"lora": {"target_modules": "qv"}}},
+        CONSTRUCT,
+        r"lora\.target_modules",
+        r"'auto' or 'all-linear'",
+    ),
+    (
+        SFT,
+        "target_modules",
+        {"backbone": {"lora": {"target_modules": ["nope"]}}},
+        INITIALIZE,
+        r"lora\.target_modules \['nope'\]",
+        r"q_proj",
+    ),
     (BIDIR, "freeze", {"backbone": {"freeze": "maybe"}}, CONSTRUCT, r"freeze", r"bool"),
-    (BIDIR, "freeze", {"backbone": {"freeze": True, "lora": {"r": 2}}}, CONSTRUCT, r"freeze = true with lora", r"set one of them"),
-    (BIDIR, "load_in_4bit", {"backbone": {"load_in_4bit": True, "lora": None}}, CONSTRUCT, r"load_in_4bit", r"needs lora"),
-    (SFT, "load_in_4bit", {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": False}}, INITIALIZE, r"load_in_4bit", r"CUDA GPU.*set load_in_4bit = false"),
+    (
+        BIDIR,
+        "freeze",
+        {"backbone": {"freeze": True, "lora": {"r": 2}}},
+        CONSTRUCT,
+        r"freeze = true with lora",
+        r"set one of them",
+    ),
+    (
+        BIDIR,
+        "load_in_4bit",
+        {"backbone": {"load_in_4bit": True, "lora": None}},
+        CONSTRUCT,
+        r"load_in_4bit",
+        r"needs lora",
+    ),
+    (
+        SFT,
+        "load_in_4bit",
+        {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": False}},
+        INITIALIZE,
+        r"load_in_4bit",
+        r"CUDA GPU.*set load_in_4bit = false",
+    ),
     (BIDIR, "pooling", {"backbone": {"pooling": "max"}}, CONSTRUCT, r"pooling", r"first, last, mean"),
     (BIDIR, "window", {"backbone": {"window": 0}}, CONSTRUCT, r"window", r"positive"),
     (MULTI, "window", {"backbone": {"window": "big"}}, CONSTRUCT, r"window", r"int"),
     (BIDIR, "window", {"backbone": {"window": 100_000}}, INITIALIZE, r"window = 100000", r"set window <= 511"),
-    (SFT, "pooling", {"backbone": {"pooling": "last", "window": 128}}, CONSTRUCT, r"pooling|window", r"extra fields not permitted|unexpected argument"),
+    (
+        SFT,
+        "pooling",
+        {"backbone": {"pooling": "last", "window": 128}},
+        CONSTRUCT,
+        r"pooling|window",
+        r"extra fields not permitted|unexpected argument",
+    ),
     (BIDIR, "stride", {"backbone": {"stride": 0}}, CONSTRUCT, r"stride", r"between 1 and window"),
-    (BIDIR, "max_batch_tokens", {"backbone": {"max_batch_tokens": 0}}, CONSTRUCT, r"max_batch_tokens", r"positive integer"),
-    (SFT, "max_batch_tokens", {"backbone": {"max_batch_tokens": 0}}, CONSTRUCT, r"max_batch_tokens", r"positive integer"),
+    (
+        BIDIR,
+        "max_batch_tokens",
+        {"backbone": {"max_batch_tokens": 0}},
+        CONSTRUCT,
+        r"max_batch_tokens",
+        r"positive integer",
+    ),
+    (
+        SFT,
+        "max_batch_tokens",
+        {"backbone": {"max_batch_tokens": 0}},
+        CONSTRUCT,
+        r"max_batch_tokens",
+        r"positive integer",
+    ),
     (BIDIR, "max_padding", {"backbone": {"max_padding": 1.5}}, CONSTRUCT, r"max_padding", r"between 0.0 and 1.0"),
     (BIDIR, "save_base", {"backbone": {"save_base": "sometimes"}}, CONSTRUCT, r"save_base", r"bool"),
-    (SFT, "save_base", {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": True}}, CONSTRUCT, r"load_in_4bit.*save_base", r"save_base = false or null"),
-    (BIDIR, "gradient_checkpointing", {"backbone": {"gradient_checkpointing": "x"}}, CONSTRUCT, r"gradient_checkpointing", r"bool"),
-    (BIDIR, "windw", {"backbone": {"windw": 128}}, CONSTRUCT, r"windw", r"extra fields not permitted|unexpected argument"),
+    (
+        SFT,
+        "save_base",
+        {"backbone": {"load_in_4bit": True, "lora": {"r": 2}, "save_base": True}},
+        CONSTRUCT,
+        r"load_in_4bit.*save_base",
+        r"save_base = false or null",
+    ),
+    (
+        BIDIR,
+        "gradient_checkpointing",
+        {"backbone": {"gradient_checkpointing": "x"}},
+        CONSTRUCT,
+        r"gradient_checkpointing",
+        r"bool",
+    ),
+    (
+        BIDIR,
+        "windw",
+        {"backbone": {"windw": 128}},
+        CONSTRUCT,
+        r"windw",
+        r"extra fields not permitted|unexpected argument",
+    ),
     # -- the taggers --
     (BIDIR, "target", {"target": "entities"}, CONSTRUCT, r"target", r"ents, spans:KEY, tag, pos"),
     (MULTI, "target", {"target": "spans:"}, CONSTRUCT, r"target", r"ents, spans:KEY, tag, pos"),
@@ -92,42 +239,154 @@ CASES = [
     (MULTI, "scorer", {"scorer": "seqeval"}, CONSTRUCT, r"scorer", r"Callable"),
     (BIDIR, "dropout", {"model": {"dropout": 1.0}}, CONSTRUCT, r"dropout", r"\[0, 1\)"),
     (MULTI, "dropout", {"model": {"dropout": -0.1}}, CONSTRUCT, r"dropout", r"\[0, 1\)"),
-    (BIDIR, "head_learn_rate_factor", {"model": {"head_learn_rate_factor": 0}}, CONSTRUCT, r"head_learn_rate_factor", r"positive"),
-    (MULTI, "head_learn_rate_factor", {"model": {"head_learn_rate_factor": "fast"}}, CONSTRUCT, r"head_learn_rate_factor", r"float"),
+    (
+        BIDIR,
+        "head_learn_rate_factor",
+        {"model": {"head_learn_rate_factor": 0}},
+        CONSTRUCT,
+        r"head_learn_rate_factor",
+        r"positive",
+    ),
+    (
+        MULTI,
+        "head_learn_rate_factor",
+        {"model": {"head_learn_rate_factor": "fast"}},
+        CONSTRUCT,
+        r"head_learn_rate_factor",
+        r"float",
+    ),
     (BIDIR, "nO", {"model": {"nO": 7}}, INITIALIZE, r"model\.nO = 7", r"leave nO unset"),
-    (BIDIR, "labels", {"target": "pos", "labels": ["NOUN", "NN"]}, INITIALIZE, r"target pos: its labels", r"Universal POS tags \(ADJ, .*VERB, X\); not UPOS: \['NN'\]"),
+    (
+        BIDIR,
+        "labels",
+        {"target": "pos", "labels": ["NOUN", "NN"]},
+        INITIALIZE,
+        r"target pos: its labels",
+        r"Universal POS tags \(ADJ, .*VERB, X\); not UPOS: \['NN'\]",
+    ),
     (MULTI, "labels", {"labels": ["PER", "O"]}, INITIALIZE, r"span label 'O'", r"non-empty and not 'O'"),
     # -- signals of the taggers --
     (MULTI, "signals", {"model": {"signals": {"pos": "POS"}}}, CONSTRUCT, r"signals", r"Dict"),
-    (MULTI, "source", {"model": {"signals": {"pos": {"source": "FOO"}}}}, CONSTRUCT, r"signal source 'FOO'", r"POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH, MORPH:Field, spans:KEY"),
-    (MULTI, "source", {"model": {"signals": {"pos": {"mode": "head"}}}}, CONSTRUCT, r"needs a source", r"POS, TAG, DEP"),
-    (MULTI, "source", {"model": {"signals": {"rel": {"source": "spans:nowhere"}}}}, INITIALIZE, r"signal 'spans:nowhere'", r"add a component that sets doc\.spans\['nowhere'\]"),
-    (MULTI, "mode", {"model": {"signals": {"pos": {"source": "POS", "mode": "implicit"}}}}, CONSTRUCT, r"mode", r"embed, head, both"),
-    (MULTI, "width", {"model": {"signals": {"pos": {"source": "POS", "width": 0}}}}, CONSTRUCT, r"width", r"positive integer"),
-    (MULTI, "width", {"model": {"signals": {"pos": {"source": "POS", "width": True}}}}, CONSTRUCT, r"width", r"positive integer"),
-    (MULTI, "learn_rate_factor", {"model": {"signals": {"pos": {"source": "POS", "learn_rate_factor": 0}}}}, CONSTRUCT, r"learn_rate_factor", r"positive number"),
-    (MULTI, "loss_weight", {"model": {"signals": {"pos": {"source": "POS", "loss_weight": -1.0}}}}, CONSTRUCT, r"loss_weight", r"zero or a positive number"),
-    (MULTI, "size", {"model": {"signals": {"pos": {"source": "POS", "size": 3}}}}, CONSTRUCT, r"setting\(s\) \['size'\]", r"allowed are \['learn_rate_factor', 'loss_weight', 'mode', 'source', 'width'\]"),
+    (
+        MULTI,
+        "source",
+        {"model": {"signals": {"pos": {"source": "FOO"}}}},
+        CONSTRUCT,
+        r"signal source 'FOO'",
+        r"POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH, MORPH:Field, spans:KEY",
+    ),
+    (
+        MULTI,
+        "source",
+        {"model": {"signals": {"pos": {"mode": "head"}}}},
+        CONSTRUCT,
+        r"needs a source",
+        r"POS, TAG, DEP",
+    ),
+    (
+        MULTI,
+        "source",
+        {"model": {"signals": {"rel": {"source": "spans:nowhere"}}}},
+        INITIALIZE,
+        r"signal 'spans:nowhere'",
+        r"add a component that sets doc\.spans\['nowhere'\]",
+    ),
+    (
+        MULTI,
+        "mode",
+        {"model": {"signals": {"pos": {"source": "POS", "mode": "implicit"}}}},
+        CONSTRUCT,
+        r"mode",
+        r"embed, head, both",
+    ),
+    (
+        MULTI,
+        "width",
+        {"model": {"signals": {"pos": {"source": "POS", "width": 0}}}},
+        CONSTRUCT,
+        r"width",
+        r"positive integer",
+    ),
+    (
+        MULTI,
+        "width",
+        {"model": {"signals": {"pos": {"source": "POS", "width": True}}}},
+        CONSTRUCT,
+        r"width",
+        r"positive integer",
+    ),
+    (
+        MULTI,
+        "learn_rate_factor",
+        {"model": {"signals": {"pos": {"source": "POS", "learn_rate_factor": 0}}}},
+        CONSTRUCT,
+        r"learn_rate_factor",
+        r"positive number",
+    ),
+    (
+        MULTI,
+        "loss_weight",
+        {"model": {"signals": {"pos": {"source": "POS", "loss_weight": -1.0}}}},
+        CONSTRUCT,
+        r"loss_weight",
+        r"zero or a positive number",
+    ),
+    (
+        MULTI,
+        "size",
+        {"model": {"signals": {"pos": {"source": "POS", "size": 3}}}},
+        CONSTRUCT,
+        r"setting\(s\) \['size'\]",
+        r"allowed are \['learn_rate_factor', 'loss_weight', 'mode', 'source', 'width'\]",
+    ),
     # -- seqlab_llm_sft --
     (SFT, "target", {"target": "tag"}, CONSTRUCT, r"target", r"'ents' or 'spans:KEY'"),
     (SFT, "strategy", {"strategy": "all"}, CONSTRUCT, r"strategy", r"vanilla, src, mrc"),
     (SFT, "instruction", {"instruction": "maybe"}, CONSTRUCT, r"instruction", r"bool"),
     (SFT, "label_definitions", {"label_definitions": {"PER": 5}}, CONSTRUCT, r"label_definitions", r"str"),
-    (SFT, "label_definitions", {"label_definitions": {"ORG": "an organisation"}}, INITIALIZE, r"label_definitions has definitions for \['ORG'\]", r"its labels are \['LOC', 'PER'\]"),
-    (SFT, "label_definitions", {"label_definitions": {"PER": "a person"}, "instruction": False}, CONSTRUCT, r"label_definitions", r"set instruction = true, or label_definitions = \{\}"),
+    (
+        SFT,
+        "label_definitions",
+        {"label_definitions": {"ORG": "an organisation"}},
+        INITIALIZE,
+        r"label_definitions has definitions for \['ORG'\]",
+        r"its labels are \['LOC', 'PER'\]",
+    ),
+    (
+        SFT,
+        "label_definitions",
+        {"label_definitions": {"PER": "a person"}, "instruction": False},
+        CONSTRUCT,
+        r"label_definitions",
+        r"set instruction = true, or label_definitions = \{\}",
+    ),
     (SFT, "n_demos", {"n_demos": -1}, CONSTRUCT, r"n_demos", r"non-negative integer"),
     (SFT, "n_demos", {"n_demos": 1.5}, CONSTRUCT, r"n_demos", r"int"),
     (SFT, "selector", {"selector": "knn"}, CONSTRUCT, r"selector", r"random, similar, dense"),
     (SFT, "max_prompt_tokens", {"max_prompt_tokens": 0}, CONSTRUCT, r"max_prompt_tokens", r"positive integer"),
     (SFT, "max_new_tokens", {"max_new_tokens": 0}, CONSTRUCT, r"max_new_tokens", r"positive integer"),
     (SFT, "constrained", {"constrained": "x"}, CONSTRUCT, r"constrained", r"bool"),
-    (SFT, "constrained", {"constrained": True, "backbone_name": "llama-wordpiece"}, INITIALIZE, r"constrained = true", r"line break as one token.*set constrained = false"),
+    (
+        SFT,
+        "constrained",
+        {"constrained": True, "backbone_name": "llama-wordpiece"},
+        INITIALIZE,
+        r"constrained = true",
+        r"line break as one token.*set constrained = false",
+    ),
     (SFT, "max_span_tokens", {"max_span_tokens": 0}, CONSTRUCT, r"max_span_tokens", r"positive integer"),
     (SFT, "window", {"window": 0}, CONSTRUCT, r"window", r"positive"),
     (SFT, "stride", {"stride": 100}, CONSTRUCT, r"stride", r"between 1 and window \(64\)"),
     (SFT, "seed", {"seed": "x"}, CONSTRUCT, r"seed", r"int"),
     (SFT, "scorer", {"scorer": 3}, CONSTRUCT, r"scorer", r"Callable"),
-    (SFT, "labels", {"labels": ["PER", "A | B"]}, INITIALIZE, r"Labels \['A \| B'\]", r"no '\|', line breaks or edge spaces"),
+    (
+        SFT,
+        "labels",
+        {"labels": ["PER", "A | B"]},
+        INITIALIZE,
+        r"Labels \['A \| B'\]",
+        r"no '\|', line breaks or edge spaces",
+    ),
     # -- seqlab_oie --
     (OIE, "spans_key", {"spans_key": ""}, CONSTRUCT, r"spans_key", r"non-empty string"),
     (OIE, "max_relation_length", {"max_relation_length": 0}, CONSTRUCT, r"max_relation_length", r"integer >= 1"),
@@ -178,13 +437,22 @@ def _config(factory, override, model_dir):
 
 
 def _examples(nlp):
-    reference = Doc(nlp.vocab, words=["Alice", "lives", "in", "Paris"], ents=["B-PER", "O", "O", "B-LOC"], pos=["PROPN", "VERB", "ADP", "NOUN"])
+    reference = Doc(
+        nlp.vocab,
+        words=["Alice", "lives", "in", "Paris"],
+        ents=["B-PER", "O", "O", "B-LOC"],
+        pos=["PROPN", "VERB", "ADP", "NOUN"],
+    )
     predicted = Doc(nlp.vocab, words=["Alice", "lives", "in", "Paris"], pos=["PROPN", "VERB", "ADP", "NOUN"])
     return [Example(predicted, reference)]
 
 
-@pytest.mark.parametrize("factory,setting,override,stage,names,allowed", CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)])
-def test_invalid_setting_is_named_with_its_allowed_values(tiny_model_dir, tmp_path_factory, factory, setting, override, stage, names, allowed):
+@pytest.mark.parametrize(
+    "factory,setting,override,stage,names,allowed", CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_invalid_setting_is_named_with_its_allowed_values(
+    tiny_model_dir, tmp_path_factory, factory, setting, override, stage, names, allowed
+):
     model_dir = _model_dir(tiny_model_dir, tmp_path_factory, factory, override.get("backbone_name"))
     config = _config(factory, override, model_dir)
     nlp = spacy.blank("en")
@@ -227,7 +495,13 @@ def _settings(factory):
 @pytest.mark.parametrize("factory", [BIDIR, MULTI, SFT, OIE])
 def test_every_setting_has_a_case(factory):
     shared = {BIDIR, MULTI}  # the two taggers share the tagger and backbone settings
-    covered = {case[1] for case in CASES if case[0] == factory or (factory in shared and case[0] in shared) or (factory != OIE and case[0] in (BIDIR, SFT) and case[2].get("backbone"))}
+    covered = {
+        case[1]
+        for case in CASES
+        if case[0] == factory
+        or (factory in shared and case[0] in shared)
+        or (factory != OIE and case[0] in (BIDIR, SFT) and case[2].get("backbone"))
+    }
     missing = _settings(factory) - covered
     assert not missing, f"{factory}: settings without an invalid-value case: {sorted(missing)}"
 

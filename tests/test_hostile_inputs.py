@@ -12,11 +12,10 @@ from typing import Any, Dict, List, Tuple
 import psutil
 import pytest
 import spacy
+from hostile_corpus import hostile_docs, hostile_texts
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
-
-from hostile_corpus import hostile_docs, hostile_texts
 
 # Windows far larger than the short docs keep the 50,000-token doc to a few hundred forward windows.
 BIG_WINDOW = {"window": 500, "stride": 400, "max_batch_tokens": 8192}
@@ -43,7 +42,10 @@ def rule_pos(doc: Doc) -> Doc:
 
 def _tag_examples(nlp) -> List[Example]:
     sentences = [["Alice", "runs", "."], ["the", "dog", "jumps", "."], ["the", "fox", "runs", "Paris", "."]] * 2
-    return [Example(nlp.make_doc(" ".join(words)), Doc(nlp.vocab, words=words, tags=[TAGS[w] for w in words])) for words in sentences]
+    return [
+        Example(nlp.make_doc(" ".join(words)), Doc(nlp.vocab, words=words, tags=[TAGS[w] for w in words]))
+        for words in sentences
+    ]
 
 
 def _ent_examples(nlp) -> List[Example]:
@@ -75,7 +77,11 @@ def _bidir_tag(model_dir):
 def _bidir_ents(model_dir):
     nlp = spacy.blank("en")
     backbone = {"name": str(model_dir("mistral")), "unmask": "01", "lora": None, **BIG_WINDOW}
-    nlp.add_pipe("seqlab_bidir_tagger", name="tagger", config={"target": "ents", "scheme": "bioes", "model": {"backbone": backbone}})
+    nlp.add_pipe(
+        "seqlab_bidir_tagger",
+        name="tagger",
+        config={"target": "ents", "scheme": "bioes", "model": {"backbone": backbone}},
+    )
     return _train(nlp, _ent_examples(nlp))
 
 
@@ -91,17 +97,28 @@ def _multitask_embed(model_dir):
     nlp.add_pipe(RULE_POS)
     backbone = {"name": str(model_dir("qwen2")), "unmask": "all", **BIG_WINDOW}
     signals = {"pos": {"source": "POS", "mode": "both", "width": 4}}
-    nlp.add_pipe("seqlab_multitask_ner", name="tagger", config={"target": "ents", "model": {"backbone": backbone, "signals": signals}})
+    nlp.add_pipe(
+        "seqlab_multitask_ner",
+        name="tagger",
+        config={"target": "ents", "model": {"backbone": backbone, "signals": signals}},
+    )
     return _train(nlp, _ent_examples(nlp))
 
 
-TAGGERS = {"bidir_tag": _bidir_tag, "bidir_ents": _bidir_ents, "multitask_plain": _multitask_plain, "multitask_embed": _multitask_embed}
+TAGGERS = {
+    "bidir_tag": _bidir_tag,
+    "bidir_ents": _bidir_ents,
+    "multitask_plain": _multitask_plain,
+    "multitask_embed": _multitask_embed,
+}
 
 
 def _inputs(nlp) -> List[Tuple[str, Any]]:
     """Texts as strings (through the tokenizer) and Docs (annotated, or from another vocab), each fresh."""
     inputs: List[Tuple[str, Any]] = list(hostile_texts())
-    inputs += [(name, doc) for name, doc in hostile_docs(nlp, long_docs=False) if name.startswith(("existing", "other"))]
+    inputs += [
+        (name, doc) for name, doc in hostile_docs(nlp, long_docs=False) if name.startswith(("existing", "other"))
+    ]
     return inputs
 
 
@@ -125,7 +142,8 @@ def _annotations(doc: Doc) -> Dict[str, Any]:
 
 
 def _mixed_batches(nlp, inputs, batch_size):
-    """The inputs in a shuffled order through nlp.pipe (so long, empty and odd docs share batches), back in input order."""
+    """The inputs in a shuffled order through nlp.pipe (so long, empty and odd docs share batches), back in
+    input order."""
     order = list(range(len(inputs)))
     random.Random(0).shuffle(order)
     docs = list(nlp.pipe([_fresh(inputs[i][1]) for i in order], batch_size=batch_size))
@@ -226,7 +244,9 @@ def test_oie_survives_hostile_docs_and_batches_equal_one_by_one(oie_nlp):
     for (name, item), doc in zip(inputs, alone):
         _check_oie_doc(doc)
         if name == "existing_span_groups":
-            assert "STALE" not in {s.label_ for s in doc.spans["oie_rel"]} and _spans(doc.spans["sc"]) == _spans(item.spans["sc"])
+            assert "STALE" not in {s.label_ for s in doc.spans["oie_rel"]} and _spans(doc.spans["sc"]) == _spans(
+                item.spans["sc"]
+            )
     assert sum(len(doc.spans["oie_rel"]) for doc in alone) > 100  # the long docs do give relations
     batched = _mixed_batches(nlp, inputs, batch_size=4)
     for (name, _), one, many in zip(inputs, alone, batched):

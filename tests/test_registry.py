@@ -1,4 +1,5 @@
-"""Every registered name resolves from a fresh interpreter through its entry point, and nothing is registered without one."""
+"""Every registered name resolves from a fresh interpreter through its entry point, and nothing is
+registered without one."""
 
 import importlib
 import json
@@ -22,7 +23,12 @@ GROUPS = (
 
 
 def _declared():
-    return {(group, ep.name): ep.value for group in GROUPS for ep in entry_points(group=group) if ep.value.startswith("spacy_seqlab")}
+    return {
+        (group, ep.name): ep.value
+        for group in GROUPS
+        for ep in entry_points(group=group)
+        if ep.value.startswith("spacy_seqlab")
+    }
 
 
 def test_entry_points_are_declared_and_versioned():
@@ -57,7 +63,9 @@ for group, name in sorted(json.loads(sys.argv[1]), key=lambda item: item[0] != "
         out[name] = callable(registry.get(group[len("spacy_"):], name))
 print(json.dumps(out))
 """
-    result = subprocess.run([sys.executable, "-c", script, json.dumps(declared)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(declared)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     resolved = json.loads(result.stdout.strip().splitlines()[-1])
     assert resolved == {name: True for _, name in declared}

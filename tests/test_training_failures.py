@@ -29,9 +29,24 @@ WORDS = ["fox", "dog", "the", "quick", "lazy", "over", "Alice", "Paris"]
 def _component(factory, model_dir):
     """(factory, config) of a small, fast component of each trainable factory."""
     if factory == "seqlab_bidir_tagger":
-        return {"model": {"backbone": {"name": str(model_dir("llama")), "unmask": "all", "lora": {"r": 2}, "window": 32, "stride": 24}}}
+        return {
+            "model": {
+                "backbone": {
+                    "name": str(model_dir("llama")),
+                    "unmask": "all",
+                    "lora": {"r": 2},
+                    "window": 32,
+                    "stride": 24,
+                }
+            }
+        }
     if factory == "seqlab_multitask_ner":
-        return {"model": {"backbone": {"name": str(model_dir("bert"))}, "signals": {"pos": {"source": "POS", "mode": "head"}}}}
+        return {
+            "model": {
+                "backbone": {"name": str(model_dir("bert"))},
+                "signals": {"pos": {"source": "POS", "mode": "head"}},
+            }
+        }
     return {"model": {"name": str(model_dir("llama")), "lora": {"r": 2}}, "n_demos": 1, "max_new_tokens": 8}
 
 
@@ -45,7 +60,9 @@ def _nlp(factory, model_dir):
 
 
 def _aligned(nlp, words, ents, pos=True):
-    reference = Doc(nlp.vocab, words=words, ents=ents, pos=["PROPN" if w[0].isupper() else "NOUN" for w in words] if pos else None)
+    reference = Doc(
+        nlp.vocab, words=words, ents=ents, pos=["PROPN" if w[0].isupper() else "NOUN" for w in words] if pos else None
+    )
     predicted = nlp.make_doc(reference.text)
     for token in predicted:
         token.pos_ = "PROPN" if token.text[0].isupper() else "NOUN"
@@ -58,7 +75,11 @@ def _misaligned(nlp):
     examples = []
     for words, spaces, ents in [
         (["Alice", "s", "dog", "met", "Bob"], [False, True, True, True, False], ["B-PER", "O", "O", "O", "B-PER"]),
-        (["a", "Paris-based", "firm", "near", "Paris"], [True, True, True, True, False], ["O", "B-LOC", "O", "O", "B-LOC"]),
+        (
+            ["a", "Paris-based", "firm", "near", "Paris"],
+            [True, True, True, True, False],
+            ["O", "B-LOC", "O", "O", "B-LOC"],
+        ),
     ]:
         reference = Doc(nlp.vocab, words=words, spaces=spaces, ents=ents, pos=["NOUN"] * len(words))
         predicted = nlp.make_doc(reference.text)
@@ -123,11 +144,16 @@ def test_labels_unknown_to_the_model_at_evaluation_are_scored_as_missed(tiny_mod
     """A label seen only in dev (or never in training): evaluation works, and the label is
     reported per type with recall 0, since the model cannot predict it."""
     nlp = _nlp(factory, tiny_model_dir)
-    train = [_aligned(nlp, ["Alice", "met", "Bob"], ["B-PER", "O", "B-PER"]), _aligned(nlp, ["the", "dog", "saw", "Bob"], ["O", "O", "O", "B-PER"])]
+    train = [
+        _aligned(nlp, ["Alice", "met", "Bob"], ["B-PER", "O", "B-PER"]),
+        _aligned(nlp, ["the", "dog", "saw", "Bob"], ["O", "O", "O", "B-PER"]),
+    ]
     optimizer = nlp.initialize(lambda: train)
     nlp.update(train, sgd=optimizer)
     assert nlp.get_pipe("labeler").labels == ("PER",)
-    dev = [_aligned(nlp, ["Acme", "hired", "Alice", "in", "Paris"], ["B-ORG", "O", "B-PER", "O", "B-LOC"])] + _misaligned(nlp)
+    dev = [
+        _aligned(nlp, ["Acme", "hired", "Alice", "in", "Paris"], ["B-ORG", "O", "B-PER", "O", "B-LOC"])
+    ] + _misaligned(nlp)
     scores = nlp.evaluate(dev)
     per_type = scores["seqeval_per_type"]
     assert per_type["ORG"]["r"] == 0.0 and per_type["LOC"]["r"] == 0.0
@@ -168,7 +194,10 @@ def test_nan_loss_is_a_clear_error_naming_the_batch(tiny_model_dir, factory):
     pipe = nlp.get_pipe("labeler")
     _set_nan(pipe, factory)
     batch = examples[2:] + examples[:1]
-    with pytest.raises(ValueError, match=r"Component 'labeler' got a non-finite loss .*batch of 3 docs starting with 'Alices dog met Bob'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Component 'labeler' got a non-finite loss .*batch of 3 docs starting with 'Alices dog met Bob'",
+    ):
         nlp.update(batch, sgd=optimizer)
 
 
@@ -211,7 +240,9 @@ def test_spacy_train_interrupted_then_resumed_from_model_last(tiny_model_dir, tm
     nlp = _nlp("seqlab_bidir_tagger", tiny_model_dir)
     train = _right_context_docs(nlp.vocab, 24, seed=0) + [eg.reference for eg in _misaligned(nlp)]
     dev = _right_context_docs(nlp.vocab, 6, seed=1)
-    dev.append(Doc(nlp.vocab, words=["Acme", "hired", "the", "dog"], ents=["B-ORG", "O", "B-NEXT", "O"]))  # ORG: a dev-only label
+    dev.append(
+        Doc(nlp.vocab, words=["Acme", "hired", "the", "dog"], ents=["B-ORG", "O", "B-NEXT", "O"])
+    )  # ORG: a dev-only label
     DocBin(docs=train).to_disk(tmp_path / "train.spacy")
     DocBin(docs=dev).to_disk(tmp_path / "dev.spacy")
     config = nlp.config
@@ -256,7 +287,9 @@ def test_spacy_train_interrupted_then_resumed_from_model_last(tiny_model_dir, tm
     resume["training"]["max_steps"] = 4
     resumed_nlp = init_nlp(resume)
     start = _tagger_weights(resumed_nlp)
-    assert set(start) == set(saved) and all(torch.equal(start[n], saved[n]) for n in saved), "resumed from scratch, not from model-last"
+    assert set(start) == set(saved) and all(torch.equal(start[n], saved[n]) for n in saved), (
+        "resumed from scratch, not from model-last"
+    )
     texts = [doc.text for doc in dev]
     expected = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in interrupted.pipe(texts)]
     assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in resumed_nlp.pipe(texts)] == expected

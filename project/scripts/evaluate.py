@@ -1,6 +1,6 @@
 """Evaluate a trained pipeline on a DocBin: seqeval strict IOB2 P/R/F, spaCy's scores, words/s.
 
-    python scripts/evaluate.py MODEL DATA --name NAME --method M --setting S --output metrics/NAME.json
+python scripts/evaluate.py MODEL DATA --name NAME --method M --setting S --output metrics/NAME.json
 """
 
 import argparse
@@ -34,7 +34,9 @@ def main() -> None:
     references = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
     texts = [doc.text for doc in references]
     cpu_start, wall_start = os.times(), time.perf_counter()
-    predicted = list(tqdm(nlp.pipe(texts, batch_size=args.batch_size), total=len(texts), desc=f"evaluating {args.name}"))
+    predicted = list(
+        tqdm(nlp.pipe(texts, batch_size=args.batch_size), total=len(texts), desc=f"evaluating {args.name}")
+    )
     wall = time.perf_counter() - wall_start
     cpu_end = os.times()
     cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
@@ -62,7 +64,10 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
-    print(f"{args.name}: P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}, {result['words_per_second']:.0f} words/s")
+    print(
+        f"{args.name}: P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}, "
+        f"{result['words_per_second']:.0f} words/s"
+    )
 
 
 if __name__ == "__main__":

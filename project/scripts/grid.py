@@ -22,7 +22,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import spacy
 from spacy.tokens import DocBin
@@ -72,7 +72,9 @@ def take_run(name: str) -> bool:
     return True
 
 
-def train_and_evaluate(out: Path, name: str, config: Path, test: Path, method: str, setting: str, extra: List[str] = ()) -> None:
+def train_and_evaluate(
+    out: Path, name: str, config: Path, test: Path, method: str, setting: str, extra: List[str] = ()
+) -> None:
     """One run; skipped when its metrics exist (so the grid resumes where it stopped)."""
     metrics = out / "metrics" / f"{name}.json"
     if metrics.exists():
@@ -81,8 +83,21 @@ def train_and_evaluate(out: Path, name: str, config: Path, test: Path, method: s
     if not take_run(name):
         return
     run([HERE / "train.py", name, config, "--output", out / "training" / name, *extra])
-    run([HERE / "evaluate.py", out / "training" / name / "model-last", test, "--name", name, "--method", method,
-         "--setting", setting, "--output", metrics])
+    run(
+        [
+            HERE / "evaluate.py",
+            out / "training" / name / "model-last",
+            test,
+            "--name",
+            name,
+            "--method",
+            method,
+            "--setting",
+            setting,
+            "--output",
+            metrics,
+        ]
+    )
 
 
 def common_overrides(args: argparse.Namespace, seed: int, steps: int) -> Dict[str, Any]:
@@ -113,7 +128,9 @@ def grid_c2(args: argparse.Namespace) -> None:
 
     n_layers = AutoConfig.from_pretrained(resolve_model_name(args.decoder)).num_hidden_layers
     groups = layer_groups(n_layers)
-    for seed, bits, pooling in itertools.product(args.seeds, ["".join(b) for b in itertools.product("01", repeat=4)], ["first", "last"]):
+    for seed, bits, pooling in itertools.product(
+        args.seeds, ["".join(b) for b in itertools.product("01", repeat=4)], ["first", "last"]
+    ):
         layers = [layer for bit, group in zip(bits, groups) if bit == "1" for layer in group]
         name = f"c2-{bits}-{pooling}-s{seed}"
         config = write_config(
@@ -148,7 +165,10 @@ def write_heatmap(out: Path) -> None:
     fig, ax = plt.subplots(figsize=(4, 7))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(poolings)), poolings)
-    ax.set_yticks(range(len(settings)), [f"{b}" + (" (none)" if b == "0000" else " (all)" if b == "1111" else "") for b in settings])
+    ax.set_yticks(
+        range(len(settings)),
+        [f"{b}" + (" (none)" if b == "0000" else " (all)" if b == "1111" else "") for b in settings],
+    )
     ax.set_xlabel("sub-word pooling")
     ax.set_ylabel("unmasked layer groups (left = bottom)")
     for (i, j), value in numpy.ndenumerate(grid):
@@ -181,13 +201,30 @@ def grid_c3(args: argparse.Namespace) -> None:
             train_and_evaluate(args.output, name, config, args.test_sft, "seqlab_llm_sft", setting)
         # In-context learning without fine-tuning: the same prompts, the pre-trained model.
         name = f"c3-icl-s{seed}"
-        overrides = {**common_overrides(args, seed, 1), "components.sft.model.name": args.decoder, "components.sft.n_demos": 8,
-                     "components.sft.max_prompt_tokens": 2048}
+        overrides = {
+            **common_overrides(args, seed, 1),
+            "components.sft.model.name": args.decoder,
+            "components.sft.n_demos": 8,
+            "components.sft.max_prompt_tokens": 2048,
+        }
         config = write_config(sft, overrides, args.output / "configs" / f"{name}.cfg")
-        train_and_evaluate(args.output, name, config, args.test_sft, "in-context learning", "no fine-tuning, 8 dense demos", ["--no-train"])
+        train_and_evaluate(
+            args.output,
+            name,
+            config,
+            args.test_sft,
+            "in-context learning",
+            "no fine-tuning, 8 dense demos",
+            ["--no-train"],
+        )
         name = f"c3-bidir-s{seed}"
-        overrides = {**common_overrides(args, seed, args.bidir_steps), "components.bidir.model.backbone.name": args.decoder}
-        config = write_config(CONFIGS / "bidir_smollm2_wnut16_cpu.cfg", overrides, args.output / "configs" / f"{name}.cfg")
+        overrides = {
+            **common_overrides(args, seed, args.bidir_steps),
+            "components.bidir.model.backbone.name": args.decoder,
+        }
+        config = write_config(
+            CONFIGS / "bidir_smollm2_wnut16_cpu.cfg", overrides, args.output / "configs" / f"{name}.cfg"
+        )
         train_and_evaluate(args.output, name, config, args.test_sft, "seqlab_bidir_tagger", "same model, unmask 01")
 
 
@@ -222,12 +259,34 @@ def grid_c1(args: argparse.Namespace) -> None:
         overrides: Dict[str, Any] = {
             **common_overrides(args, seed, args.encoder_steps),
             "components.seqlab_ner.model.backbone.name": args.encoder,
-            "corpora.train": {"@readers": "spacy.Corpus.v1", "path": str(data / "news_train.spacy"), "gold_preproc": False, "max_length": 0, "limit": args.train_size, "augmenter": None},
-            "corpora.dev": {"@readers": "spacy.Corpus.v1", "path": str(data / "news_dev.spacy"), "gold_preproc": False, "max_length": 0, "limit": args.dev_size, "augmenter": None},
+            "corpora.train": {
+                "@readers": "spacy.Corpus.v1",
+                "path": str(data / "news_train.spacy"),
+                "gold_preproc": False,
+                "max_length": 0,
+                "limit": args.train_size,
+                "augmenter": None,
+            },
+            "corpora.dev": {
+                "@readers": "spacy.Corpus.v1",
+                "path": str(data / "news_dev.spacy"),
+                "gold_preproc": False,
+                "max_length": 0,
+                "limit": args.dev_size,
+                "augmenter": None,
+            },
         }
         if variant != "vanilla":
             mode = "embed" if variant == "oie-embed" else "head"
-            overrides["components.seqlab_ner.model.signals"] = {"oie": {"source": "spans:oie_rel", "mode": mode, "width": 50, "learn_rate_factor": 10.0, "loss_weight": 1.0}}
+            overrides["components.seqlab_ner.model.signals"] = {
+                "oie": {
+                    "source": "spans:oie_rel",
+                    "mode": mode,
+                    "width": 50,
+                    "learn_rate_factor": 10.0,
+                    "loss_weight": 1.0,
+                }
+            }
         name = f"c1-{variant}-zero-s{seed}"
         config = write_config(base, overrides, args.output / "configs" / f"{name}.cfg")
         train_and_evaluate(args.output, name, config, data / "tweets_test.spacy", f"C1 {variant}", "zero-shot")
@@ -241,8 +300,21 @@ def grid_c1(args: argparse.Namespace) -> None:
             with_spans = [doc for doc in target_train if len(doc.ents)]  # the paper samples sentences with a label
             chosen = rng.sample(with_spans, min(k, len(with_spans)))
             few_shot(source, [Example(doc, doc) for doc in chosen], args.output / "training" / shot)
-            run([HERE / "evaluate.py", args.output / "training" / shot / "model-last", data / "tweets_test.spacy", "--name", shot,
-                 "--method", f"C1 {variant}", "--setting", f"few-shot k={k}", "--output", metrics])
+            run(
+                [
+                    HERE / "evaluate.py",
+                    args.output / "training" / shot / "model-last",
+                    data / "tweets_test.spacy",
+                    "--name",
+                    shot,
+                    "--method",
+                    f"C1 {variant}",
+                    "--setting",
+                    f"few-shot k={k}",
+                    "--output",
+                    metrics,
+                ]
+            )
 
 
 def main() -> None:
@@ -260,11 +332,22 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=150)
     parser.add_argument("--test", type=Path, default=Path("corpus/test.spacy"))
     parser.add_argument("--test-sft", type=Path, default=Path("corpus/test_sft.spacy"))
-    parser.add_argument("--max-runs", type=int, default=0, help="Stop after this many new runs (0: all); for smoke tests")
+    parser.add_argument(
+        "--max-runs", type=int, default=0, help="Stop after this many new runs (0: all); for smoke tests"
+    )
     args = parser.parse_args()
     RunBudget.remaining = args.max_runs
     {"c1": grid_c1, "c2": grid_c2, "c3": grid_c3}[args.experiment](args)
-    run([HERE / "report.py", args.output / "metrics", "--output", args.output / "results.md", "--title", f"{args.experiment.upper()} (mean ± sd over seeds)"])
+    run(
+        [
+            HERE / "report.py",
+            args.output / "metrics",
+            "--output",
+            args.output / "results.md",
+            "--title",
+            f"{args.experiment.upper()} (mean ± sd over seeds)",
+        ]
+    )
 
 
 if __name__ == "__main__":

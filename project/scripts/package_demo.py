@@ -29,8 +29,23 @@ def main() -> None:
     parser.add_argument("--version", default="0.0.1")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-m", "spacy", "package", str(args.model), str(args.output), "--name", args.name,
-         "--version", args.version, "--build", "wheel", "--force"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            str(args.model),
+            str(args.output),
+            "--name",
+            args.name,
+            "--version",
+            args.version,
+            "--build",
+            "wheel",
+            "--force",
+        ]
+    )
     wheel = sorted(args.output.glob(f"**/dist/*{args.name}*.whl"))[-1]
     site = args.output / "site"
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(site), str(wheel)])
@@ -44,8 +59,13 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = run([sys.executable, "-c", script, f"en_{args.name}", SAMPLE], env=env)
     entities = json.loads(out.strip().splitlines()[-1])
-    record = {"wheel": str(wheel), "size_mb": round(wheel.stat().st_size / 1e6, 1), "requirements": meta.get("requirements", []),
-              "sample": SAMPLE, "entities": entities}
+    record = {
+        "wheel": str(wheel),
+        "size_mb": round(wheel.stat().st_size / 1e6, 1),
+        "requirements": meta.get("requirements", []),
+        "sample": SAMPLE,
+        "entities": entities,
+    }
     (args.output / "demo.json").write_text(json.dumps(record, indent=2))
     print(f"Packaged {wheel.name} ({record['size_mb']} MB), requires {record['requirements']}")
     print(f"Loaded from the installed wheel, offline: {SAMPLE!r}\n  -> {entities}")

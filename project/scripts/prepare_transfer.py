@@ -26,12 +26,16 @@ TWEET_TYPES = {"person": "PER", "geo-loc": "LOC", "company": "ORG", "sportsteam"
 def lee_corpus_path() -> Path:
     spec = importlib.util.find_spec("gensim")
     if spec is None:
-        raise SystemExit("The news corpus comes with the gensim wheel: pip install --no-deps -r project/requirements-weights.txt")
+        raise SystemExit(
+            "The news corpus comes with the gensim wheel: pip install --no-deps -r project/requirements-weights.txt"
+        )
     return Path(spec.submodule_search_locations[0]) / "test" / "test_data" / "lee_background.cor"
 
 
 def remap(doc: Doc, mapping: dict) -> Doc:
-    doc.set_ents([Span(doc, e.start, e.end, label=mapping[e.label_]) for e in doc.ents if e.label_ in mapping], default="outside")
+    doc.set_ents(
+        [Span(doc, e.start, e.end, label=mapping[e.label_]) for e in doc.ents if e.label_ in mapping], default="outside"
+    )
     return doc
 
 
@@ -59,7 +63,10 @@ def main() -> None:
         DocBin(docs=docs).to_disk(args.output / f"{name}.spacy")
         stats[name] = corpus_stats(docs)
     for split in ("train", "dev", "test"):
-        docs = [remap(doc, TWEET_TYPES) for doc in sentences_to_docs(select_split(tweets, split, (0.7, 0.15, 0.15), args.seed), blank.vocab)]
+        docs = [
+            remap(doc, TWEET_TYPES)
+            for doc in sentences_to_docs(select_split(tweets, split, (0.7, 0.15, 0.15), args.seed), blank.vocab)
+        ]
         DocBin(docs=docs).to_disk(args.output / f"tweets_{split}.spacy")
         stats[f"tweets_{split}"] = corpus_stats(docs)
     (args.output / "stats.json").write_text(json.dumps(stats, indent=2))

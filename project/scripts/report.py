@@ -17,7 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _mean_sd(values: List[float]) -> Dict[str, float]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def summarize(runs: List[dict]) -> List[dict]:
@@ -49,8 +53,9 @@ def write_markdown(rows: List[dict], path: Path, notes: List[str]) -> None:
     ]
     for row in rows:
         lines.append(
-            f"| {row['method']} | {row['setting']} | {_fmt(row['p'], 100)} | {_fmt(row['r'], 100)} | {_fmt(row['f'], 100)} | "
-            f"{_fmt(row['dev_score'], 100)} | {_fmt(row['train_seconds'], 1, 0)} | {_fmt(row['words_per_second'], 1, 0)} | {row['test_docs']} |"
+            f"| {row['method']} | {row['setting']} | {_fmt(row['p'], 100)} | {_fmt(row['r'], 100)} | "
+            f"{_fmt(row['f'], 100)} | {_fmt(row['dev_score'], 100)} | {_fmt(row['train_seconds'], 1, 0)} | "
+            f"{_fmt(row['words_per_second'], 1, 0)} | {row['test_docs']} |"
         )
     text = "# Results\n\nseqeval strict IOB2 micro scores ×100 on the test documents.\n\n" + "\n".join(lines) + "\n"
     if notes:
@@ -92,8 +97,9 @@ def main() -> None:
     if args.stats and args.stats.exists():
         stats = json.loads(args.stats.read_text())
         notes.append(
-            f"Test data: {stats['source']}, {stats['test']['docs']} docs, {stats['test']['words']} words, {stats['test']['spans']} "
-            f"entities; the generative method on the first {stats['test_sft']['docs']} docs ({stats['test_sft']['spans']} entities)."
+            f"Test data: {stats['source']}, {stats['test']['docs']} docs, {stats['test']['words']} words, "
+            f"{stats['test']['spans']} entities; the generative method on the first {stats['test_sft']['docs']} docs "
+            f"({stats['test_sft']['spans']} entities)."
         )
     write_markdown(rows, args.output, notes)
     args.output.with_suffix(".json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))

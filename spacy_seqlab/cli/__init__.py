@@ -1,2 +1,1 @@
-"""Command line: ``python -m spacy_seqlab`` data commands and ``spacy seqlab-evaluate``.
-"""
+"""Command line: ``python -m spacy_seqlab`` data commands and ``spacy seqlab-evaluate``."""

@@ -80,9 +80,7 @@ def seqeval_prf(gold: List[List[str]], pred: List[List[str]], scheme: str = "iob
     # Entities are read once and shared by the micro and the per-type computation.
     entities_true = Entities(gold_seqs, seqeval_scheme)
     entities_pred = Entities(pred_seqs, seqeval_scheme)
-    shared = dict(
-        scheme=seqeval_scheme, zero_division=0, entities_true=entities_true, entities_pred=entities_pred
-    )
+    shared = dict(scheme=seqeval_scheme, zero_division=0, entities_true=entities_true, entities_pred=entities_pred)
     p, r, f, _ = precision_recall_fscore_support(gold_seqs, pred_seqs, average="micro", **shared)
     labels = sorted(entities_true.unique_tags | entities_pred.unique_tags)
     per_type: Dict[str, Dict[str, float]] = {}

@@ -61,7 +61,9 @@ class Target:
         """Span targets need a span scheme; ``pos`` needs plain tags; ``tag`` takes any (chunk tags live there)."""
         validate_scheme(scheme)
         if self.is_span and scheme not in SPAN_SCHEMES:
-            raise ValueError(f"Target {self} holds spans: scheme must be one of {', '.join(SPAN_SCHEMES)}, not {scheme!r}")
+            raise ValueError(
+                f"Target {self} holds spans: scheme must be one of {', '.join(SPAN_SCHEMES)}, not {scheme!r}"
+            )
         if self.kind == "pos" and scheme != "tags":
             raise ValueError(f"Target pos holds Universal POS tags: scheme must be 'tags', not {scheme!r}")
         return scheme
@@ -128,7 +130,9 @@ class Target:
         if len(tag_ids) and (tag_ids.min() < 0 or tag_ids.max() >= len(tagset)):
             raise ValueError(f"Tag ids must be in [0, {len(tagset)}), got {tag_ids.min()}..{tag_ids.max()}")
         if self.is_span:
-            self.write_spans(doc, [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)])
+            self.write_spans(
+                doc, [Span(doc, s, e, label=label) for s, e, label in tagset.decode_spans(tag_ids, repair=repair)]
+            )
             return
         values = self._attr_values(doc, tagset)
         if tagset.is_span:  # chunk tags in token.tag_: store the well-formed reading

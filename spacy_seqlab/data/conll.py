@@ -199,7 +199,8 @@ def sentences_to_docs(
                         raise ConllFormatError(
                             sentence.source,
                             sentence.line + offset,
-                            f"{tag!r} is not a Universal POS tag (target 'pos' needs one of {', '.join(sorted(UPOS_TAGS))})",
+                            f"{tag!r} is not a Universal POS tag "
+                            f"(target 'pos' needs one of {', '.join(sorted(UPOS_TAGS))})",
                         )
                     token.pos_ = tag
                 else:

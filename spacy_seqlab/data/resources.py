@@ -127,7 +127,8 @@ def load_wnut16() -> List[Tuple[List[str], List[str]]]:
 
 
 def cache_root(cache_dir: Optional[Union[str, Path]] = None) -> Path:
-    """Where converted models are cached: ``cache_dir``, else ``$SPACY_SEQLAB_CACHE``, else ``~/.cache/spacy_seqlab``."""
+    """Where converted models are cached: ``cache_dir``, else ``$SPACY_SEQLAB_CACHE``, else
+    ``~/.cache/spacy_seqlab``."""
     if cache_dir is not None:
         return Path(cache_dir)
     if os.environ.get(CACHE_ENV):

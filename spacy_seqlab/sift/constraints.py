@@ -51,7 +51,9 @@ class LineConstraint:
     def _lines_from(self, cursor: int) -> dict:
         """The trie of lines whose span starts at or after token ``cursor`` (plus "(none)" first)."""
         if cursor not in self._tries:
-            lines = [(line, end) for line, _, end in candidate_lines(self.doc, self.labels, cursor, self.max_span_tokens)]
+            lines = [
+                (line, end) for line, _, end in candidate_lines(self.doc, self.labels, cursor, self.max_span_tokens)
+            ]
             if cursor == 0:
                 lines.append((NO_SPANS, _NONE_END))
             root: dict = {}

@@ -63,8 +63,15 @@ class Demonstration:
             if len(item) != 3:
                 raise ValueError(f"Demonstration span {item!r} must be (start_char, end_char, label)")
             start, end, label = item
-            if not (isinstance(start, (int, numpy.integer)) and isinstance(end, (int, numpy.integer)) and 0 <= start < end <= len(self.text)):
-                raise ValueError(f"Demonstration span {item!r} is not a non-empty character range of a text of length {len(self.text)}")
+            if not (
+                isinstance(start, (int, numpy.integer))
+                and isinstance(end, (int, numpy.integer))
+                and 0 <= start < end <= len(self.text)
+            ):
+                raise ValueError(
+                    f"Demonstration span {item!r} is not a non-empty character range of a text of length "
+                    f"{len(self.text)}"
+                )
             if not isinstance(label, str) or not label:
                 raise ValueError(f"Demonstration span {item!r} needs a non-empty string label")
             spans.append((int(start), int(end), label))
@@ -80,7 +87,10 @@ class Demonstration:
         try:
             return cls(text=data["text"], spans=[tuple(span) for span in data.get("spans", [])])
         except (KeyError, TypeError) as err:
-            raise ValueError(f"Not a serialized Demonstration (expected {{'text': str, 'spans': [[start, end, label], ...]}}): {data!r:.200}") from err
+            raise ValueError(
+                "Not a serialized Demonstration (expected {'text': str, 'spans': [[start, end, label], ...]}): "
+                f"{data!r:.200}"
+            ) from err
 
 
 def _dedup_key(text: str) -> str:
@@ -130,9 +140,14 @@ class DemonstrationPool:
         return {word: i for i, word in enumerate(vocab.tolist())}, tf
 
     @classmethod
-    def from_docs(cls, docs: Iterable[Doc], spans_of: Callable[[Doc], Iterable[Span]], seed: int = 0) -> "DemonstrationPool":
+    def from_docs(
+        cls, docs: Iterable[Doc], spans_of: Callable[[Doc], Iterable[Span]], seed: int = 0
+    ) -> "DemonstrationPool":
         """A pool of ``docs``, labeled with the spans ``spans_of(doc)`` returns."""
-        demos = [Demonstration(doc.text, [(span.start_char, span.end_char, span.label_) for span in spans_of(doc)]) for doc in docs]
+        demos = [
+            Demonstration(doc.text, [(span.start_char, span.end_char, span.label_) for span in spans_of(doc)])
+            for doc in docs
+        ]
         return cls(demos, seed=seed)
 
     def to_list(self) -> List[Dict[str, Any]]:
@@ -152,7 +167,9 @@ class DemonstrationPool:
 
     # -- selection --------------------------------------------------------------------------
 
-    def select(self, query_text: str, n: int, selector: str, *, exclude: Optional[int] = None, vary_ties: bool = True) -> List[int]:
+    def select(
+        self, query_text: str, n: int, selector: str, *, exclude: Optional[int] = None, vary_ties: bool = True
+    ) -> List[int]:
         """Indices of up to ``n`` demonstrations for ``query_text``, most relevant last.
 
         ``exclude``: the query's own pool index, if it is in the pool. Demonstrations whose

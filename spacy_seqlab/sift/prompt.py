@@ -115,5 +115,9 @@ def loss_mask(prompt: Prompt, offsets: numpy.ndarray, strategy: str) -> numpy.nd
     starts = numpy.array([s.start for s in chosen], dtype=numpy.int64)
     ends = numpy.array([s.end for s in chosen], dtype=numpy.int64)
     index = numpy.searchsorted(starts, offsets[:, 0], side="right") - 1
-    inside = (index >= 0) & (offsets[:, 0] < ends[numpy.maximum(index, 0)]) if len(chosen) else numpy.zeros(len(offsets), bool)
+    inside = (
+        (index >= 0) & (offsets[:, 0] < ends[numpy.maximum(index, 0)])
+        if len(chosen)
+        else numpy.zeros(len(offsets), bool)
+    )
     return real & inside

@@ -76,7 +76,6 @@ class SequenceTagger(LabeledPipe):
     # Short texts in one forward call, long ones in another: a tagger's cost is its padded length.
     SORTED_BATCHES = 16
 
-
     def __init__(
         self,
         vocab: Vocab,

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.vocab import Vocab
 
+from spacy_seqlab.core.schemes import spans_to_tags
 from spacy_seqlab.data.conll import (
     ConllFormatError,
     ConllSentence,
@@ -23,7 +24,6 @@ from spacy_seqlab.data.conll import (
     split_indices,
 )
 from spacy_seqlab.data.resources import wnut16_path
-from spacy_seqlab.core.schemes import spans_to_tags
 
 CONLL2003_IOB1 = """-DOCSTART- -X- -X- O
 
@@ -253,7 +253,12 @@ def test_split_rounds_down_and_gives_the_rest_to_test():
 
 @pytest.mark.parametrize(
     "fractions, message",
-    [((0.7, 0.3), "3 numbers"), ((0.8, 0.3, -0.1), "non-negative"), ((0.5, 0.2, 0.2), "sum to 1"), (("a", 0.5, 0.5), "numbers")],
+    [
+        ((0.7, 0.3), "3 numbers"),
+        ((0.8, 0.3, -0.1), "non-negative"),
+        ((0.5, 0.2, 0.2), "sum to 1"),
+        (("a", 0.5, 0.5), "numbers"),
+    ],
 )
 def test_bad_fractions_are_rejected(fractions, message):
     with pytest.raises(ValueError, match=message):

@@ -17,7 +17,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "project" / "bench" / "run_bench.py"
 MEASUREMENTS = {"1a", "1b", "1c", "2a", "2b", "3", "4", "5a", "5b", "6a", "6b", "6c", "7a", "7b"}
 MEMORY_PROBES = {
-    "encoder_model", "encoder_raw_forward", "seqlab_multitask_ner", "decoder_model", "decoder_raw_forward", "seqlab_bidir_tagger",
+    "encoder_model", "encoder_raw_forward", "seqlab_multitask_ner",
+    "decoder_model", "decoder_raw_forward", "seqlab_bidir_tagger",
     "decoder_lm_model", "seqlab_llm_sft",
 }  # fmt: skip
 
@@ -35,8 +36,16 @@ def test_verdicts_follow_the_target_direction_and_long_docs_have_the_asked_lengt
     bench.log = lambda message: None
     bench.measure("x", "faster is better", 0.95, ">=", 0.9, "how")
     bench.measure("y", "slower is worse", 1.2, "<=", 1.1, "how")
-    assert [(m["id"], m["met"], m["target"]) for m in bench.measurements] == [("x", True, ">= 0.9"), ("y", False, "<= 1.1")]
-    corpus = bench_module.Corpus(words=[["a", "b", "c"], ["d", "e"]], spaces=[[True, True, False], [True, False]], texts=["a b c", "d e"], train=[])
+    assert [(m["id"], m["met"], m["target"]) for m in bench.measurements] == [
+        ("x", True, ">= 0.9"),
+        ("y", False, "<= 1.1"),
+    ]
+    corpus = bench_module.Corpus(
+        words=[["a", "b", "c"], ["d", "e"]],
+        spaces=[[True, True, False], [True, False]],
+        texts=["a b c", "d e"],
+        train=[],
+    )
     words, spaces = bench_module.long_words(corpus, 12)
     assert len(words) == len(spaces) == 12
     assert words[:6] == ["a", "b", "c", "d", "e", "a"]
@@ -47,7 +56,13 @@ def test_verdicts_follow_the_target_direction_and_long_docs_have_the_asked_lengt
 def test_quick_benchmark_on_tiny_models_writes_every_measurement(tiny_model_dir, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "bench"
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     command = [
         sys.executable, str(SCRIPT), "--output", str(out), "--quick",
         "--encoder", str(tiny_model_dir("bert")), "--decoder", str(tiny_model_dir("llama")),
@@ -76,13 +91,18 @@ def test_quick_benchmark_on_tiny_models_writes_every_measurement(tiny_model_dir,
         assert results["versions"][package], package
 
     systems = results["systems"]
-    for name in ("encoder_raw_forward", "seqlab_multitask_ner", "spacy_transformers_ner", "hf_token_classification",
-                 "decoder_raw_forward", "seqlab_bidir_tagger_none", "seqlab_bidir_tagger_all", "train_step_bidir_tagger",
-                 "train_step_peft_torch", "sft_generate_one_at_a_time", "sft_generate_batched",
-                 "sft_generate_batched_constrained", "seqlab_llm_sft"):  # fmt: skip
+    for name in ("encoder_raw_forward", "seqlab_multitask_ner", "spacy_transformers_ner",
+                 "hf_token_classification", "decoder_raw_forward", "seqlab_bidir_tagger_none",
+                 "seqlab_bidir_tagger_all", "train_step_bidir_tagger", "train_step_peft_torch",
+                 "sft_generate_one_at_a_time", "sft_generate_batched", "sft_generate_batched_constrained",
+                 "seqlab_llm_sft"):  # fmt: skip
         assert systems[name]["words_per_s"] > 0 and systems[name]["words_per_cpu_s"] > 0, name
         assert sum(p["kept"] for p in systems[name]["passes"]) == 1, name
-    assert systems["encoder_raw_forward"]["docs"] == systems["seqlab_multitask_ner"]["docs"] == systems["hf_token_classification"]["docs"]
+    assert (
+        systems["encoder_raw_forward"]["docs"]
+        == systems["seqlab_multitask_ner"]["docs"]
+        == systems["hf_token_classification"]["docs"]
+    )
     assert systems["encoder_raw_forward"]["batch_size"] == systems["spacy_transformers_ner"]["batch_size"]
 
     assert set(results["scaling"]) == {"seqlab_multitask_ner", "seqlab_bidir_tagger"}

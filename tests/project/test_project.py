@@ -13,7 +13,9 @@ CONFIGS = Path(__file__).parents[2] / "configs"
 
 def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("corpus", "training", "metrics", "packages", "results.*"))
+    shutil.copytree(
+        PROJECT, project, ignore=shutil.ignore_patterns("corpus", "training", "metrics", "packages", "results.*")
+    )
     settings = {
         "encoder": tiny_model_dir("bert"),
         "decoder": tiny_model_dir("llama"),
@@ -32,7 +34,13 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
     }
     args = [arg for key, value in settings.items() for arg in (f"--vars.{key}", str(value))]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "weasel", "run", "all", str(project), *args], capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "weasel", "run", "all", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     names = ["spacy-ner", "multitask-vanilla", "multitask-oie", "bidir-none", "bidir-01", "bidir-all", "sft-mrc"]
@@ -48,5 +56,11 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
     demo = json.loads((project / "packages" / "demo.json").read_text())
     assert any(r.startswith("spacy-seqlab") for r in demo["requirements"]) and isinstance(demo["entities"], list)
     # Finished steps are skipped when the workflow runs again (weasel deps/outputs).
-    again = subprocess.run([sys.executable, "-m", "weasel", "run", "all", str(project), *args], capture_output=True, text=True, env=env, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "weasel", "run", "all", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert again.returncode == 0 and again.stdout.count("Skipping") >= len(names), again.stdout[-2000:]

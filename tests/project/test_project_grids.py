@@ -11,19 +11,41 @@ SCRIPTS = Path(__file__).parents[2] / "project" / "scripts"
 
 def _run(args, cwd):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
 def test_grids_run_resume_and_report(tiny_model_dir, tmp_path):
     _run([SCRIPTS / "prepare.py", "--output", "corpus", "--test-size", "12", "--sft-test-size", "3"], tmp_path)
-    small = ["--seeds", "0", "--train-size", "12", "--dev-size", "4", "--encoder-steps", "2", "--bidir-steps", "2", "--sft-steps", "2"]
+    small = [
+        "--seeds",
+        "0",
+        "--train-size",
+        "12",
+        "--dev-size",
+        "4",
+        "--encoder-steps",
+        "2",
+        "--bidir-steps",
+        "2",
+        "--sft-steps",
+        "2",
+    ]
     models = ["--encoder", tiny_model_dir("bert"), "--decoder", tiny_model_dir("llama")]
     _run([SCRIPTS / "grid.py", "c2", "--output", "runs/c2", "--max-runs", "1", *small, *models], tmp_path)
     _run([SCRIPTS / "grid.py", "c3", "--output", "runs/c3", "--max-runs", "1", *small, *models], tmp_path)
-    _run([SCRIPTS / "grid.py", "c1", "--output", "runs/c1", "--max-runs", "2", "--samples", "1", *small, *models], tmp_path)
-    for experiment, first, settings in (("c2", "c2-0000-first-s0", 1), ("c3", "c3-vanilla-instr-0d-s0", 1), ("c1", "c1-vanilla-zero-s0", 2)):
+    _run(
+        [SCRIPTS / "grid.py", "c1", "--output", "runs/c1", "--max-runs", "2", "--samples", "1", *small, *models],
+        tmp_path,
+    )
+    for experiment, first, settings in (
+        ("c2", "c2-0000-first-s0", 1),
+        ("c3", "c3-vanilla-instr-0d-s0", 1),
+        ("c1", "c1-vanilla-zero-s0", 2),
+    ):
         metrics = json.loads((tmp_path / "runs" / experiment / "metrics" / f"{first}.json").read_text())
         assert 0.0 <= metrics["f"] <= 1.0
         table = (tmp_path / "runs" / experiment / "results.md").read_text()

@@ -43,7 +43,9 @@ def char_spans(text: str, entities) -> list:
 
 @pytest.fixture
 def pool() -> DemonstrationPool:
-    return DemonstrationPool([Demonstration(text, char_spans(text, ents)) for text, ents in zip(TEXTS, ENTITIES)], seed=3)
+    return DemonstrationPool(
+        [Demonstration(text, char_spans(text, ents)) for text, ents in zip(TEXTS, ENTITIES)], seed=3
+    )
 
 
 @pytest.mark.parametrize("selector", SELECTORS)
@@ -110,7 +112,9 @@ def naive_bm25(texts: List[str], query: str, k1: float = 1.2, b: float = 0.75) -
     return scores
 
 
-@pytest.mark.parametrize("query", ["the cat in Paris", "Paris Paris Berlin Obama", "fans markets sugar", "nothing matches xyz"])
+@pytest.mark.parametrize(
+    "query", ["the cat in Paris", "Paris Paris Berlin Obama", "fans markets sugar", "nothing matches xyz"]
+)
 def test_similar_order_is_bm25_order(pool, query):
     scores = naive_bm25(TEXTS, query)
     # Highest score first, ties by pool index; select puts the best last.
@@ -135,7 +139,10 @@ def test_dense_without_varied_ties_gives_every_query_the_same_demos():
 
 def test_dense_prefers_many_spans_and_skips_empty_demos():
     demos = [Demonstration("none here", [])] + [Demonstration(f"one {i}", [(0, 3, "X")]) for i in range(30)]
-    demos += [Demonstration("two spans", [(0, 3, "X"), (4, 9, "Y")]), Demonstration("three spans a b", [(0, 5, "X"), (6, 11, "Y"), (12, 13, "Z")])]
+    demos += [
+        Demonstration("two spans", [(0, 3, "X"), (4, 9, "Y")]),
+        Demonstration("three spans a b", [(0, 5, "X"), (6, 11, "Y"), (12, 13, "Z")]),
+    ]
     pool = DemonstrationPool(demos, seed=0)
     chosen = pool.select("query", 4, "dense")
     assert chosen[-1] == 32 and chosen[-2] == 31  # most spans last

@@ -33,7 +33,10 @@ def nlp(tiny_model_dir):
     }
     nlp.add_pipe("seqlab_llm_sft", config=config)
     examples = []
-    for words, ents in [(["Alice", "lives", "in", "Paris", "."], ["B-PER", "O", "O", "B-LOC", "O"]), (["the", "dog", "sleeps"], ["O"] * 3)]:
+    for words, ents in [
+        (["Alice", "lives", "in", "Paris", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
+        (["the", "dog", "sleeps"], ["O"] * 3),
+    ]:
         reference = Doc(nlp.vocab, words=words, ents=ents)
         examples.append(Example(nlp.make_doc(reference.text), reference))
     nlp.initialize(lambda: examples)
@@ -58,11 +61,23 @@ CASES = [
     ("labels_quoted", "Alice | \"PER\"\nParis | 'loc'", [(0, 1, "PER"), (4, 5, "LOC")], 0, 0),
     ("unknown_labels", "Alice | PERSON\nParis | GPE", [], 2, 1),
     ("spans_not_in_text", "Berlin | LOC\nBob | PER", [], 2, 1),
-    ("some_spans_not_in_text", "Berlin | LOC\nAlice | PER\nRome | LOC\nParis | LOC", [(0, 1, "PER"), (4, 5, "LOC")], 2, 0),
+    (
+        "some_spans_not_in_text",
+        "Berlin | LOC\nAlice | PER\nRome | LOC\nParis | LOC",
+        [(0, 1, "PER"), (4, 5, "LOC")],
+        2,
+        0,
+    ),
     ("text_other_case", "alice | PER\nPARIS | LOC", [], 2, 1),
     ("partial_token", "Alic | PER\nPari | LOC", [], 2, 1),
     ("lookalike_letters", "\u0410lice | PER", [], 1, 1),  # a Cyrillic A
-    ("never_ends", "Alice | PER\nAlice | PER\nParis | LOC\nParis | LOC\nParis | L", [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")], 2, 0),
+    (
+        "never_ends",
+        "Alice | PER\nAlice | PER\nParis | LOC\nParis | LOC\nParis | L",
+        [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")],
+        2,
+        0,
+    ),
     ("cut_mid_text", "Alice | PER\nPar", [(0, 1, "PER")], 1, 0),
     ("huge_k", "Alice | PER | 99999999999999999999999\nAlice | PER | 2", [(2, 3, "PER")], 1, 0),
     ("k_beyond_text", "Alice | PER | 3", [], 1, 1),
@@ -170,7 +185,9 @@ def test_pipe_end_to_end_with_malformed_generations(nlp, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="spacy_seqlab"):
         docs = list(nlp.pipe(inputs, batch_size=3))
     assert [doc.text for doc in docs] == inputs  # no doc dropped, none reordered
-    assert sum(fake.calls) == pipe.stats["responses"] and len(fake.calls) == 4  # batches of 3 (+ the empty ones skipped)
+    assert (
+        sum(fake.calls) == pipe.stats["responses"] and len(fake.calls) == 4
+    )  # batches of 3 (+ the empty ones skipped)
     results = dict(_annotations(docs))
     assert results["Alice met Alice in Paris ."] == [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")]
     assert results["Bob went home ."] == []
@@ -179,10 +196,15 @@ def test_pipe_end_to_end_with_malformed_generations(nlp, monkeypatch, caplog):
     for doc in docs:
         for ent in doc.ents:
             assert 0 <= ent.start < ent.end <= len(doc) and ent.label_ in LABELS
-    assert any(doc.ents for doc in docs[len(texts):])  # some cycled responses did match
+    assert any(doc.ents for doc in docs[len(texts) :])  # some cycled responses did match
     warned = [r.getMessage() for r in caplog.records if r.name == "spacy_seqlab"]
     assert warned and all(re.search(r"\d+ (of \d+ response|response line)", m) for m in warned), warned
-    total = sum(int(re.search(r"\((\d+) line", m).group(1)) if "unparsable" in m else int(re.search(r"\] (\d+) response line", m).group(1)) for m in warned)
+    total = sum(
+        int(re.search(r"\((\d+) line", m).group(1))
+        if "unparsable" in m
+        else int(re.search(r"\] (\d+) response line", m).group(1))
+        for m in warned
+    )
     assert total == pipe.stats["dropped_lines"] > 0
 
     # The same responses one doc at a time give the same spans.

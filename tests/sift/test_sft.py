@@ -10,8 +10,8 @@ from spacy.training import Example
 
 from spacy_seqlab.hf.generation import MIN_SHARED_TOKENS, generate, shared_prefix_length
 from spacy_seqlab.sift.constraints import LineConstraint
-from spacy_seqlab.sift.response import NO_SPANS, format_response, parse_response
 from spacy_seqlab.sift.prompt import build_prompt, instruction_text, loss_mask
+from spacy_seqlab.sift.response import NO_SPANS, format_response, parse_response
 
 SENTENCES = [
     (["Alice", "lives", "in", "Paris", "."], [(0, 1, "PER"), (3, 4, "LOC")]),
@@ -25,7 +25,10 @@ def _gold_docs(vocab):
     docs = []
     for words, spans in SENTENCES:
         doc = Doc(vocab, words=words, spaces=[True] * (len(words) - 2) + [False, False])
-        doc.set_ents([doc.char_span(doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), label=l) for s, e, l in spans], default="outside")
+        doc.set_ents(
+            [doc.char_span(doc[s].idx, doc[e - 1].idx + len(doc[e - 1]), label=lab) for s, e, lab in spans],
+            default="outside",
+        )
         docs.append(doc)
     return docs
 
@@ -36,7 +39,13 @@ def _examples(nlp):
 
 def _sft_nlp(model_dir, **config):
     nlp = spacy.blank("en")
-    settings = {"model": {"name": str(model_dir), "lora": None}, "n_demos": 1, "selector": "random", "max_new_tokens": 24, **config}
+    settings = {
+        "model": {"name": str(model_dir), "lora": None},
+        "n_demos": 1,
+        "selector": "random",
+        "max_new_tokens": 24,
+        **config,
+    }
     nlp.add_pipe("seqlab_llm_sft", config=settings)
     return nlp
 
@@ -62,7 +71,9 @@ def test_loss_masks_cover_exactly_what_each_strategy_says(tokenizers_by_style, w
     eos = tokenizer.eos_token
     demos = [("Alice lives in Paris .", "Alice | PER\nParis | LOC"), ("The dog sleeps .", NO_SPANS)]
     instruction = instruction_text(["PER", "LOC"], {"PER": "a person"}) if with_instruction else None
-    prompt = build_prompt("Bob met Alice .", demos, instruction=instruction, eos=eos, query_response="Bob | PER\nAlice | PER")
+    prompt = build_prompt(
+        "Bob met Alice .", demos, instruction=instruction, eos=eos, query_response="Bob | PER\nAlice | PER"
+    )
     encoded = tokenizer(prompt.text, add_special_tokens=True, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
     decode = lambda run: tokenizer.decode(run)  # noqa: E731
@@ -76,7 +87,11 @@ def test_loss_masks_cover_exactly_what_each_strategy_says(tokenizers_by_style, w
     assert [decode(r) for r in _runs(ids, src)] == [f"Bob | PER\nAlice | PER{eos}"]
 
     mrc = loss_mask(prompt, offsets, "mrc")
-    assert [decode(r) for r in _runs(ids, mrc)] == [f"Alice | PER\nParis | LOC{eos}", f"{NO_SPANS}{eos}", f"Bob | PER\nAlice | PER{eos}"]
+    assert [decode(r) for r in _runs(ids, mrc)] == [
+        f"Alice | PER\nParis | LOC{eos}",
+        f"{NO_SPANS}{eos}",
+        f"Bob | PER\nAlice | PER{eos}",
+    ]
     with pytest.raises(ValueError, match="strategy"):
         loss_mask(prompt, offsets, "all")
 
@@ -127,7 +142,10 @@ def test_mrc_overfits_and_generates_the_responses(trained_sft):
 def test_batched_generation_equals_one_at_a_time(trained_sft):
     nlp, examples, _, _ = trained_sft
     pipe = nlp.get_pipe("seqlab_llm_sft")
-    prompts = [pipe.prompter.prompt(t).generation_prefix for t in ["Alice lives in Paris .", "Bob met Alice in Berlin and then went home to Paris .", "x"]]
+    prompts = [
+        pipe.prompter.prompt(t).generation_prefix
+        for t in ["Alice lives in Paris .", "Bob met Alice in Berlin and then went home to Paris .", "x"]
+    ]
     assert len({len(p) for p in prompts}) == 3
     module = pipe.module
     together = generate(module.transformer, module.tokenizer, prompts, max_new_tokens=16)
@@ -139,7 +157,12 @@ def test_shared_prompt_start_is_run_once_and_changes_no_continuation(trained_sft
     nlp, _, _, _ = trained_sft
     pipe = nlp.get_pipe("seqlab_llm_sft")
     module = pipe.module
-    texts = ["Alice lives in Paris .", "Bob met Alice in Berlin and then went home to Paris .", "x", "Paris is not Berlin ."]
+    texts = [
+        "Alice lives in Paris .",
+        "Bob met Alice in Berlin and then went home to Paris .",
+        "x",
+        "Paris is not Berlin .",
+    ]
     prompts = [pipe.prompter.prompt(t).generation_prefix for t in texts]
     encoded = module.tokenizer(prompts)["input_ids"]
     shared = shared_prefix_length(encoded)
@@ -147,7 +170,9 @@ def test_shared_prompt_start_is_run_once_and_changes_no_continuation(trained_sft
     assert all(ids[:shared] == encoded[0][:shared] for ids in encoded) and len({ids[shared] for ids in encoded}) > 1
     widths = []
     base = module.transformer.get_base_model() if hasattr(module.transformer, "get_base_model") else module.transformer
-    hook = base.register_forward_hook(lambda mod, args, kwargs, out: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    hook = base.register_forward_hook(
+        lambda mod, args, kwargs, out: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
     try:
         together = generate(module.transformer, module.tokenizer, prompts, max_new_tokens=16)
         first_calls = list(widths)
@@ -166,7 +191,13 @@ def test_constrained_decoding_only_writes_spans_of_the_input(trained_sft, tiny_m
     pipe = nlp.get_pipe("seqlab_llm_sft")
     doc = nlp.make_doc("Berlin and Paris and Alice")
     constraint = LineConstraint(doc, pipe.labels, pipe.module.tokenizer)
-    (response,) = generate(pipe.module.transformer, pipe.module.tokenizer, [pipe.prompter.prompt(doc.text).generation_prefix], max_new_tokens=32, constraints=[constraint])
+    (response,) = generate(
+        pipe.module.transformer,
+        pipe.module.tokenizer,
+        [pipe.prompter.prompt(doc.text).generation_prefix],
+        max_new_tokens=32,
+        constraints=[constraint],
+    )
     parsed = parse_response(doc, response, pipe.labels)
     assert parsed.dropped == 0 and not parsed.garbage, response
     # An untrained model, constrained, still writes only well-formed lines.
@@ -175,7 +206,13 @@ def test_constrained_decoding_only_writes_spans_of_the_input(trained_sft, tiny_m
     raw = fresh.get_pipe("seqlab_llm_sft")
     for text in ["Alice lives in Paris .", "Paris Paris Paris", "!!!"]:
         target = fresh.make_doc(text)
-        (out,) = generate(raw.module.transformer, raw.module.tokenizer, [raw.prompter.prompt(text).generation_prefix], max_new_tokens=64, constraints=[LineConstraint(target, raw.labels, raw.module.tokenizer)])
+        (out,) = generate(
+            raw.module.transformer,
+            raw.module.tokenizer,
+            [raw.prompter.prompt(text).generation_prefix],
+            max_new_tokens=64,
+            constraints=[LineConstraint(target, raw.labels, raw.module.tokenizer)],
+        )
         result = parse_response(target, out, raw.labels)
         assert result.dropped == 0, out
 
@@ -185,7 +222,7 @@ def test_garbage_responses_give_no_spans_and_a_warning(trained_sft, caplog):
     pipe = nlp.get_pipe("seqlab_llm_sft")
     doc = nlp.make_doc("Alice lives in Paris .")
     with caplog.at_level(logging.WARNING, logger="spacy_seqlab"):
-        assert pipe.read_responses(doc, ["I think the answer is probably Paris, but who knows {\"a\": 1}"]) == []
+        assert pipe.read_responses(doc, ['I think the answer is probably Paris, but who knows {"a": 1}']) == []
     assert "unparsable" in caplog.text
     assert pipe.read_responses(doc, ["Paris | loc\nNowhere | LOC\nAlice | PER"]) == [(3, 4, "LOC")]
 
@@ -243,7 +280,10 @@ def test_bad_settings_are_named(tiny_model_dir):
         # spacy_seqlab.CausalLM.v1 is always a causal LM that keeps its causal mask: it has neither setting.
         ({"model": {"name": str(tiny_model_dir("llama")), "model_class": "base"}}, "model_class"),
         ({"model": {"name": str(tiny_model_dir("llama")), "unmask": "all"}}, "unmask"),
-        ({"model": {"@architectures": "spacy_seqlab.HFBackbone.v1", "name": str(tiny_model_dir("llama"))}}, "causal LM"),
+        (
+            {"model": {"@architectures": "spacy_seqlab.HFBackbone.v1", "name": str(tiny_model_dir("llama"))}},
+            "causal LM",
+        ),
     ]:
         with pytest.raises(Exception, match=message):
             _sft_nlp(tiny_model_dir("llama"), **config)
@@ -262,9 +302,42 @@ def test_spacy_package_round_trip(trained_sft, tmp_path):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         return result
 
-    run(["-m", "spacy", "package", str(tmp_path / "sft"), str(tmp_path / "pkg"), "--name", "sft_test", "--version", "0.0.1", "--build", "wheel"])
-    run(["-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"), str(next((tmp_path / "pkg").glob("**/dist/*.whl")))])
-    script = f"import json, spacy; nlp = spacy.load('en_sft_test'); print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))"
-    env = {"PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    run(
+        [
+            "-m",
+            "spacy",
+            "package",
+            str(tmp_path / "sft"),
+            str(tmp_path / "pkg"),
+            "--name",
+            "sft_test",
+            "--version",
+            "0.0.1",
+            "--build",
+            "wheel",
+        ]
+    )
+    run(
+        [
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(tmp_path / "site"),
+            str(next((tmp_path / "pkg").glob("**/dist/*.whl"))),
+        ]
+    )
+    script = (
+        "import json, spacy; nlp = spacy.load('en_sft_test'); "
+        f"print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe({texts!r})]))"
+    )
+    env = {
+        "PYTHONPATH": str(tmp_path / "site"),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
     out = run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

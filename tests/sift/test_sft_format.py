@@ -9,7 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 
-from spacy_seqlab.sift.response import NO_SPANS, SEPARATOR, ParsedResponse, candidate_lines, format_response, parse_response
+from spacy_seqlab.sift.response import (
+    NO_SPANS,
+    SEPARATOR,
+    ParsedResponse,
+    candidate_lines,
+    format_response,
+    parse_response,
+)
 
 VOCAB = spacy.blank("en").vocab
 
@@ -17,7 +24,27 @@ VOCAB = spacy.blank("en").vocab
 # Unicode and emoji, a token with an inner space, tokens that concatenate into other tokens
 # ("a" + "b" = "ab"), whitespace tokens, and strings that look like format syntax.
 WORD_POOLS = [
-    ["Paris", "paris", "New", "York", "the", "a", "Zürich", "東京", "😀", "👩‍👩‍👧", ",", ".", "|", "-", "'s", "São Paulo", "(none)", "1.", "7"],
+    [
+        "Paris",
+        "paris",
+        "New",
+        "York",
+        "the",
+        "a",
+        "Zürich",
+        "東京",
+        "😀",
+        "👩‍👩‍👧",
+        ",",
+        ".",
+        "|",
+        "-",
+        "'s",
+        "São Paulo",
+        "(none)",
+        "1.",
+        "7",
+    ],
     ["a", "Paris", "|"],
     ["a", "b", "ab", "a b", "|", "2"],
     ["x", "x", "y", " ", "\n", "東京", "-"],
@@ -158,7 +185,12 @@ KNOWN = ["PER", "LOC"]
     [
         ("Alice | PER\nBob", [(0, 1, "PER")], 1, False),  # missing label
         ("Alice | ANIMAL", [], 1, True),  # unknown label
-        ("Alice | per\nBob | 'Per'\nParis |  \"loc\" ", [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")], 0, False),  # label case/quotes
+        (
+            "Alice | per\nBob | 'Per'\nParis |  \"loc\" ",
+            [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")],
+            0,
+            False,
+        ),  # label case/quotes
         ("London | LOC", [], 1, True),  # text not in the doc
         ("Ali | PER\nice | PER", [], 2, True),  # substrings that are not token-aligned
         ("Alice | PER\nBob | PE", [(0, 1, "PER")], 1, False),  # truncated label
@@ -173,7 +205,12 @@ KNOWN = ["PER", "LOC"]
         ("Alice | PER\n(none)\nBob | PER", [(0, 1, "PER")], 0, False),
         ("Paris | LOC\nParis | LOC", [(4, 5, "LOC")], 1, False),  # repeated line, one occurrence
         ("Bob | PER\nAlice | PER", [(2, 3, "PER")], 1, False),  # out of order: Alice is before the cursor
-        ("- Alice | PER\n2. Bob | PER\n* Paris | LOC", [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")], 0, False),  # bullets
+        (
+            "- Alice | PER\n2. Bob | PER\n* Paris | LOC",
+            [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")],
+            0,
+            False,
+        ),  # bullets
         ("Paris | LOC | 2", [], 1, True),  # only one "Paris"
         ("paris | LOC | 1", [(6, 7, "LOC")], 0, False),
         ("Alice | PER | 0", [], 1, True),
@@ -209,7 +246,27 @@ def test_non_string_response_is_a_type_error():
         parse_response(make_doc(TEXT), None, KNOWN)  # type: ignore[arg-type]
 
 
-FRAGMENTS = ["Paris", "paris", "a", "|", " | ", "LOC", "loc", "7", "2", "0", "(none)", "\n", "- ", "1. ", " ", "東京", '"', "ab", "b"]
+FRAGMENTS = [
+    "Paris",
+    "paris",
+    "a",
+    "|",
+    " | ",
+    "LOC",
+    "loc",
+    "7",
+    "2",
+    "0",
+    "(none)",
+    "\n",
+    "- ",
+    "1. ",
+    " ",
+    "東京",
+    '"',
+    "ab",
+    "b",
+]
 
 
 @settings(max_examples=300, deadline=None)
