@@ -29,8 +29,8 @@ _IS_SPACE = numpy.array([chr(c).isspace() for c in range(0x3001)], dtype=bool)
 
 
 @dataclass
-class DocAlignment:
-    """Pieces of one Doc and how they map to its tokens.
+class PieceLinks:
+    """Pieces and how they map to tokens.
 
     ``pair_token[i]`` and ``pair_piece[i]`` form one (token, piece) link, sorted by token
     then piece. ``first``/``last`` give each token's first/last piece, -1 for orphans.
@@ -57,24 +57,16 @@ class DocAlignment:
 
 
 @dataclass
-class BatchAlignment:
+class DocAlignment(PieceLinks):
+    """The pieces of one Doc and how they map to its tokens."""
+
+
+@dataclass
+class BatchAlignment(PieceLinks):
     """The alignments of a batch of Docs, concatenated: piece and token indices are batch-wide."""
 
-    piece_ids: numpy.ndarray  # (n_pieces,) vocabulary ids, Docs concatenated
     doc_pieces: numpy.ndarray  # (n_docs,) pieces per Doc
     doc_tokens: numpy.ndarray  # (n_docs,) tokens per Doc
-    first: numpy.ndarray  # (n_tokens,) each token's first piece, -1 for orphans
-    last: numpy.ndarray  # (n_tokens,)
-    pair_token: numpy.ndarray  # (n_links,) sorted by token, then piece
-    pair_piece: numpy.ndarray  # (n_links,)
-
-    @property
-    def n_pieces(self) -> int:
-        return len(self.piece_ids)
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.first)
 
     def docs(self) -> List[DocAlignment]:
         """One :class:`DocAlignment` per Doc, indices local to it."""
@@ -152,7 +144,7 @@ def _align(
             is_last = numpy.concatenate([pair_token[1:] != pair_token[:-1], [True]])
             first[pair_token[is_first]] = pair_piece[is_first]
             last[pair_token[is_last]] = pair_piece[is_last]
-    return BatchAlignment(piece_ids, doc_pieces, doc_tokens, first, last, pair_token, pair_piece)
+    return BatchAlignment(piece_ids, first, last, pair_token, pair_piece, doc_pieces=doc_pieces, doc_tokens=doc_tokens)
 
 
 def _token_spans(docs: Sequence[Doc], char_base: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:

@@ -20,7 +20,9 @@ def _batch(doc_pieces):
     """Pieces with ids 10, 11, ... (never a special or pad id); tokens are irrelevant to the windows."""
     doc_pieces = numpy.array(doc_pieces, dtype=numpy.int64)
     none = numpy.zeros(0, dtype=numpy.int64)
-    alignment = BatchAlignment(10 + numpy.arange(doc_pieces.sum()), doc_pieces, doc_pieces * 0, none, none, none, none)
+    alignment = BatchAlignment(
+        10 + numpy.arange(doc_pieces.sum()), none, none, none, none, doc_pieces=doc_pieces, doc_tokens=doc_pieces * 0
+    )
     return PieceBatch(**vars(alignment), prefix=PREFIX, suffix=SUFFIX, pad_id=PAD)
 
 
