@@ -129,7 +129,7 @@ class LabeledPipe(TrainablePipe):
         for docs in util.minibatch(stream, size=batch_size * self.SORTED_BATCHES):
             failed = numpy.zeros(len(docs), dtype=bool)
             if self.SORTED_BATCHES > 1:
-                batches = length_sorted_batches([len(doc) for doc in docs], batch_size)
+                batches = length_sorted_batches(self.costs(docs), batch_size)
             else:
                 batches = [numpy.arange(len(docs))]
             for indices in batches:
@@ -140,6 +140,11 @@ class LabeledPipe(TrainablePipe):
                     error_handler(self.name, self, batch, err)
                     failed[indices] = True
             yield from (doc for doc, bad in zip(docs, failed) if not bad)
+
+    def costs(self, docs: Sequence[Doc]) -> Sequence[int]:
+        """What each Doc costs in a forward call, the key ``pipe()`` sorts by: its tokens here; a pipe
+        whose model reads sub-words counts those, since Docs of as many tokens can differ in pieces."""
+        return [len(doc) for doc in docs]
 
     def _require_examples(self, get_examples: Callable[[], Iterable[Example]]) -> None:
         """Raise a clear error when the training data holds no example at all (rather than a

@@ -6,8 +6,9 @@ indices are batch-wide, so later layers work on whole arrays, with no loop per p
 """
 
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
+import numpy
 from spacy.tokens import Doc
 from thinc.api import Model
 
@@ -48,3 +49,19 @@ def encode_pieces(docs: List[Doc], hf_model: HFModel) -> PieceBatch:
     """The :class:`PieceBatch` of ``docs`` for a loaded model."""
     alignment = align_batch(docs, hf_model.tokenizer)
     return PieceBatch(**vars(alignment), prefix=hf_model.prefix, suffix=hf_model.suffix, pad_id=hf_model.pad_id)
+
+
+def count_pieces(docs: Sequence[Doc], hf_model: HFModel) -> numpy.ndarray:
+    """Sub-word pieces per Doc (special tokens not counted), from one batched tokenizer call without
+    offsets: what each Doc costs in a forward call."""
+    hf_model.require_loaded()
+    if not docs:
+        return numpy.zeros(0, dtype=numpy.int64)
+    encoded = hf_model.tokenizer(
+        [doc.text for doc in docs],
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return numpy.fromiter(map(len, encoded["input_ids"]), dtype=numpy.int64, count=len(docs))

@@ -27,6 +27,8 @@ from ..core.schemes import REPAIRS, TagSet
 from ..core.scoring import make_seqeval_scorer
 from ..core.settings import check_choice, setting
 from ..core.targets import TARGET_FORMS, Target
+from ..hf.model import find_hf_model
+from ..hf.pieces import count_pieces
 from .model import BACKBONE_SAMPLE, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
 from .signals import MissingSignalError, SignalVocab, signal_gold
 
@@ -102,6 +104,14 @@ class SequenceTagger(LabeledPipe):
         return self._tagset
 
     # -- prediction ----------------------------------------------------------------------
+
+    def costs(self, docs: Sequence[Doc]) -> Sequence[int]:
+        """Sub-word pieces per Doc: sorting by tokens mixes Docs of very different piece counts (URLs,
+        hashtags), and each forward call is padded to its longest."""
+        hf_model = find_hf_model(self.model)
+        if hf_model is None or not hf_model.loaded:
+            return super().costs(docs)
+        return count_pieces(docs, hf_model)
 
     def predict(self, docs: Iterable[Doc]) -> List[Ints1d]:
         """One tag id per token for each Doc (does not modify the Docs)."""

@@ -166,3 +166,19 @@ def test_presets_differ_only_in_their_default_model():
         }
         configs[factory] = {k: v for k, v in nlp.config["components"]["tagger"].items() if k != "factory"}
     assert configs["seqlab_bidir_tagger"] == configs["seqlab_multitask_ner"]
+
+
+def test_pipe_sorts_docs_by_sub_word_pieces_not_tokens(tiny_model_dir, monkeypatch):
+    """Docs of as many tokens but very different piece counts must not share a forward call."""
+    nlp, tagger, _ = _tagger(tiny_model_dir("llama"), signals={})
+    long_word = "zqxj" * 12  # dozens of pieces under the tiny tokenizer
+    texts = [("alice " + long_word) if i % 2 else "alice bob" for i in range(16)]
+    docs = [nlp.make_doc(t) for t in texts]
+    pieces = tagger.costs(docs)
+    assert all(len(d) == 2 for d in docs) and min(pieces[1::2]) > 4 * max(pieces[0::2])
+    seen = []
+    predict = tagger.predict
+    monkeypatch.setattr(tagger, "predict", lambda batch: seen.append([d.text for d in batch]) or predict(batch))
+    out = list(tagger.pipe(iter(docs), batch_size=8))
+    assert [d.text for d in out] == texts
+    assert sorted(map(set, seen), key=len) == [{"alice bob"}, {"alice " + long_word}]
