@@ -25,17 +25,15 @@ def seqlab_export_hf(
 
 @app.command("seqlab-export-hf")
 def seqlab_export_hf_cli(
-    # fmt: off
     pipeline: str = Arg(..., help="Trained pipeline: a folder or an installed package name"),
     component: str = Arg(..., help="Name of the seqlab tagger component to export"),
     output_dir: Path = Arg(..., help="Folder to write (new or empty)", file_okay=False),
     include_base: Optional[bool] = Opt(
         None,
         "--include-base/--no-include-base",
-        help="Copy a LoRA adapter's base model into OUTPUT_DIR/base (default: only when the hub cannot name it exactly)",
+        help="Copy a LoRA adapter's base into OUTPUT_DIR/base (default: when the hub cannot name it exactly)",
     ),
     code_path: Optional[Path] = Opt(None, "--code", "-c", help="Python file with registered functions to import"),
-    # fmt: on
 ) -> None:
     """Export a seqlab tagger as a Hugging Face token classifier: a peft adapter
     (TOKEN_CLS) or the full model, with the tag head and id2label. Load it with
