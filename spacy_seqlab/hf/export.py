@@ -33,14 +33,15 @@ BIDIRECTIONAL_FLAG = "seqlab_unmasked"
 
 
 def load_exported(
-    path: Union[str, Path], *, base: Optional[str] = None, dtype: torch.dtype = torch.float32
+    path: Union[str, Path], *, base: Optional[str] = None, dtype: Optional[torch.dtype] = None
 ) -> Tuple[torch.nn.Module, Any]:
     """The exported tagger at ``path`` (a ``*ForTokenClassification`` model, wrapped by peft when
     it has a LoRA adapter) in eval mode, and its tokenizer.
 
     ``base`` overrides where an adapter's base model is loaded from (a hub name or a folder);
     by default it is ``path/base`` when the export carries it, else the hub name and revision
-    recorded in ``adapter_config.json``.
+    recorded in ``adapter_config.json``. ``dtype``: the weights' dtype, by default the one the
+    pipeline computed in.
     """
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
@@ -51,6 +52,8 @@ def load_exported(
     if not isinstance(getattr(config, SEQLAB_KEY, None), dict):
         raise ValueError(f"{path / 'config.json'} has no {SEQLAB_KEY!r} table: it was not written by seqlab-export-hf")
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if dtype is None:
+        dtype = getattr(torch, config.seqlab.get("dtype") or "float32")
     if not (path / ADAPTER_CONFIG).is_file():
         model = AutoModelForTokenClassification.from_pretrained(path, torch_dtype=dtype)
     else:

@@ -141,6 +141,7 @@ def _seqlab_table(pipe: SequenceTagger, hf_model: HFModel) -> Dict[str, Any]:
         "window": windows.window,
         "stride": windows.stride,
         "scheme": pipe.cfg["scheme"],
+        "dtype": str(next(hf_model.base_model.parameters()).dtype).replace("torch.", ""),
         "source": hf_model.settings.name,
     }
 
@@ -204,7 +205,7 @@ def _write_adapter(
     for key, value in get_peft_model_state_dict(hf_model.transformer).items():
         if not key.startswith(outer):
             raise ExportError(f"Unexpected adapter weight {key!r}: peft's layout changed; please report it")
-        state[f"{outer}{prefix}.{key[len(outer) :]}"] = value.detach().float().contiguous()
+        state[f"{outer}{prefix}.{key[len(outer) :]}"] = value.detach().float().cpu().contiguous()
     state[f"{outer}{head_name}.weight"] = weight
     state[f"{outer}{head_name}.bias"] = bias
     save_file(state, str(output_dir / ADAPTER_WEIGHTS), metadata={"format": "pt"})
