@@ -204,6 +204,10 @@ CASES = [
         r"positive integer",
     ),
     (BIDIR, "max_padding", {"backbone": {"max_padding": 1.5}}, CONSTRUCT, r"max_padding", r"between 0.0 and 1.0"),
+    (BIDIR, "repeat", {"backbone": {"repeat": -1}}, CONSTRUCT, r"repeat", r"non-negative integer"),
+    (MULTI, "repeat", {"backbone": {"repeat": 1}}, INITIALIZE, r"repeat = 1 on 'bert'", r"decoder-only.*repeat = 0"),
+    (BIDIR, "exit_layer", {"backbone": {"exit_layer": 0}}, CONSTRUCT, r"exit_layer", r"1 = the first.*-1 = the last"),
+    (BIDIR, "exit_layer", {"backbone": {"exit_layer": 5}}, INITIALIZE, r"exit_layer = 5", r"1\.\.2 or -2\.\.-1"),
     (BIDIR, "save_base", {"backbone": {"save_base": "sometimes"}}, CONSTRUCT, r"save_base", r"bool"),
     (
         SFT,

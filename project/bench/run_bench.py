@@ -22,7 +22,9 @@ Measurements (each with its ratio, target and whether it is met):
    decoding (``<= 1.1x`` per decoding step);
 6. peak RSS at inference against the model loaded alone, one subprocess per system: ``<= 1.3x``;
 7. seconds per 1k tokens from 100 to 10,000-token documents for the windowed taggers: the largest over the
-   smallest ``<= 1.5`` (no growth beyond the windows' overlap, window / stride = 1.33).
+   smallest ``<= 1.5`` (no growth beyond the windows' overlap, window / stride = 1.33);
+8. ``seqlab_bidir_tagger`` with ``repeat`` = 1, 2, 4 against ``repeat = 0`` (``>= 0.9 / (repeat + 1)``), and
+   with ``exit_layer`` at two thirds of the depth against all layers (``>=`` the depth ratio).
 
 Components are untrained (a fresh ``initialize``): speed does not depend on the weights' values, except
 generation, whose length an untrained model decides; the output says so.
@@ -31,7 +33,8 @@ Output: ``results.json``, ``results.md`` and ``words_per_second.png`` in ``--out
 
 Modules (siblings of this file): ``measure`` (timing, machine load, the ``Bench``), ``corpus`` (the documents),
 ``systems`` (the raw forward and ``nlp.pipe`` systems), one per comparison: ``encoders`` (1b, 2a, 2b),
-``decoders`` (1a, 3), ``scaling`` (7a, 7b), ``training`` (4), ``generation`` (1c, 5a, 5b), ``memory`` (6a-6c);
+``decoders`` (1a, 3), ``repetition`` (8a-8d), ``scaling`` (7a, 7b), ``training`` (4), ``generation`` (1c, 5a,
+5b), ``memory`` (6a-6c);
 ``report`` (JSON, Markdown, plot), and ``seqlab_access``, the only one that reaches into spacy-seqlab's internals.
 """
 
@@ -62,6 +65,7 @@ from encoders import encoder_phase  # noqa: E402
 from generation import generation_phase  # noqa: E402
 from measure import Bench  # noqa: E402
 from memory import memory_phase, memory_probe  # noqa: E402
+from repetition import repetition_phase  # noqa: E402
 from training import training_phase  # noqa: E402
 
 # What tests/project/test_bench.py takes from this file, which it loads as a module.
@@ -104,7 +108,7 @@ QUICK = dict(
 )
 
 
-PHASES = ("memory", "encoder", "decoder", "training", "generation")
+PHASES = ("memory", "encoder", "decoder", "repetition", "training", "generation")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -189,6 +193,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "memory": lambda: memory_phase(bench, settings),
         "encoder": lambda: encoder_phase(bench, corpus, settings),
         "decoder": lambda: decoder_phase(bench, corpus, settings),
+        "repetition": lambda: repetition_phase(bench, corpus, settings),
         "training": lambda: training_phase(bench, corpus, settings),
         "generation": lambda: generation_phase(bench, corpus, settings),
     }

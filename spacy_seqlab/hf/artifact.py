@@ -22,6 +22,7 @@ from ..core.serialization import (
     state_to_bytes,
     unpack,
 )
+from .early_exit import apply_early_exit
 from .loading import load_tokenizer, model_from_config, resolve_source
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ KIND = "hf-backbone"
 # LoRA-adapted bases are saved as adapter only, with the base recorded by name.
 SAVE_BASE_MAX_PARAMS = 1_000_000_000
 # The settings that change what the saved weights are; the others may differ on load.
-_CHECKED = ("lora", "unmask")
+_CHECKED = ("lora", "unmask", "exit_layer")
 # Config entries that must agree between an adapter's base at training time and now.
 _BASE_SHAPE = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer")
 
@@ -99,6 +100,8 @@ def model_from_bytes(model: "HFModel", data: bytes) -> None:
         transformer = model_from_config(
             msg["config"], kind=model.model_class, dtype=s.dtype, attn_implementation=s.attn_implementation
         )
+        # The saved weights are those of the layers that ran: drop the others before loading them.
+        apply_early_exit(getattr(transformer, transformer.base_model_prefix, transformer), s.exit_layer)
         if s.lora is not None:
             transformer = s.lora.apply(transformer)
         try:

@@ -1,8 +1,8 @@
 """``spacy_seqlab.CausalLM.v1``: a Hugging Face causal LM (with its LM head) for generative components.
 
 Built on the same :class:`~.model.HFModel` as the backbone (loading, GGUF, dtype, 4-bit, LoRA,
-save and restore), with only the settings generation uses: no causal-mask removal, pooling or
-windows. As a thinc layer it maps ``(input_ids, attention_mask[, positions])`` to float32
+save and restore), with only the settings generation uses: no causal-mask removal, early exit,
+pooling or windows. As a thinc layer it maps ``(input_ids, attention_mask[, positions])`` to float32
 next-token logits; components generate with :func:`.generation.generate` on
 :func:`causal_lm_of`'s model and tokenizer, in chunks of :attr:`CausalLMSettings.max_batch_tokens`.
 """
@@ -32,7 +32,7 @@ class CausalLMSettings:
 
 
 @registry.architectures("spacy_seqlab.CausalLM.v1")
-@registered_with(ModelSettings, CausalLMSettings, omit=("unmask", "freeze"))
+@registered_with(ModelSettings, CausalLMSettings, omit=("unmask", "freeze", "exit_layer"))
 def build_causal_lm(model: ModelSettings, batching: CausalLMSettings) -> Model:
     """A causal LM with its LM head, usually with LoRA; weights load at initialize."""
     transformer = build_transformer(HFModel(model, MODEL_CLASS))

@@ -18,7 +18,9 @@ import srsly
 import torch
 from thinc.api import Model, deserialize_attr, get_torch_default_device, serialize_attr
 
+from ..core.serialization import ArtifactError
 from ..core.settings import check_choice, setting, to_config
+from .early_exit import apply_early_exit, validate_exit_layer
 from .loading import MODEL_CLASSES, load_model, load_tokenizer, resolve_dtype, resolve_source
 from .lora import LoraSettings, without_adapters
 from .unmasking import apply_unmasking, validate_unmask
@@ -42,6 +44,11 @@ class ModelSettings:
         "none",
         "Decoder layers without the causal mask: 'none', 'all', a bit string over layer groups ('0011': upper "
         "half) or layer indices.",
+    )
+    exit_layer: Optional[int] = setting(
+        None,
+        "Read the hidden states of this decoder layer and never run the layers above it (1 = the first; negative "
+        "counts from the top, -1 = the last); null: all layers. unmask then counts only the layers that run.",
     )
     lora: Optional[LoraSettings] = setting(None, "LoRA adapters (the base is then frozen); null for none.")
     freeze: bool = setting(False, "Without LoRA: keep all weights fixed (features only).")
@@ -68,6 +75,7 @@ class ModelSettings:
                 "on SDPA attention; set attn_implementation to null or 'sdpa', or unmask = 'none'"
             )
         validate_unmask(self.unmask)
+        validate_exit_layer(self.exit_layer)
         self.lora = LoraSettings.from_config(self.lora)
         if self.lora is not None and self.freeze:
             raise ValueError("freeze = true with lora: LoRA already freezes the base; set one of them")
@@ -168,8 +176,11 @@ class HFModel(torch.nn.Module):
         s = self.settings
         self.tokenizer = tokenizer
         self.prefix, self.suffix = special_tokens_around(tokenizer)
-        # Attention changes go on the bare transformer (inside any LM head), before LoRA wraps it.
-        apply_unmasking(getattr(model, model.base_model_prefix, model), s.unmask)
+        # Attention changes and dropped layers go on the bare transformer (inside any LM head), before LoRA wraps it.
+        bare = getattr(model, model.base_model_prefix, model)
+        # Layers are dropped first, so that unmask counts the layers that run (also when a saved model is restored).
+        apply_early_exit(bare, s.exit_layer)
+        apply_unmasking(bare, s.unmask)
         if s.lora is not None and apply_lora:
             model = s.lora.apply(model)
         elif s.freeze:
@@ -284,7 +295,9 @@ deserialize_attr.register(HFModel)(lambda configured, value, name, model: config
 
 def layer_settings(group: Type[T]) -> Type[T]:
     """Let a settings group live in a thinc layer's attrs: it is saved with the model (for the record)
-    but restoring the model keeps the configured value, so a config override at load time holds."""
+    but restoring the model keeps the configured value, so a config override at load time holds.
+    The fields a group names in ``checked_on_load`` change what the weights were trained for: a
+    configured value other than the saved one is refused."""
 
     @serialize_attr.register(group)
     def _serialize(_: Any, value: Any, name: str, model: Model) -> bytes:
@@ -292,6 +305,14 @@ def layer_settings(group: Type[T]) -> Type[T]:
 
     @deserialize_attr.register(group)
     def _deserialize(configured: Any, value: bytes, name: str, model: Model) -> Any:
+        saved = srsly.msgpack_loads(value)
+        for field in getattr(group, "checked_on_load", ()) if isinstance(saved, dict) else ():
+            was = saved.get(field, group.__dataclass_fields__[field].default)  # saved before the field existed
+            if was != getattr(configured, field):
+                raise ArtifactError(
+                    f"The saved model was trained with {field} = {was!r} but the config says "
+                    f"{getattr(configured, field)!r}; restore the config the pipeline was saved with"
+                )
         return configured
 
     return group

@@ -5,7 +5,9 @@ every piece is read from the window where it is most central, so nothing is trun
 windows of a batch are sorted by length and padded once per chunk of at most
 ``max_batch_tokens`` padded pieces (:func:`spacy_seqlab.core.batching.chunk_size`), a chunk closing
 early when more than ``max_padding`` of it would be padding. The inner layer runs once per chunk
-and returns only the rows of the pieces read from it.
+and returns only the rows of the pieces read from it. With ``repeat`` a decoder reads each window
+several times (:mod:`.repetition`); the pieces are read from the last copy and every length above
+counts all copies.
 """
 
 from dataclasses import dataclass
@@ -20,12 +22,15 @@ from ..core.settings import check_int, setting
 from ..core.windows import plan_windows, validate_window
 from .model import HFModel, find_hf_model, layer_settings
 from .pieces import PieceBatch
+from .repetition import check_repetition_applies, last_copy_start, lay_out_windows, repeated_lengths, validate_repeat
 
 
 @layer_settings
 @dataclass
 class WindowSettings:
     """How pieces are cut into windows and windows batched into forward calls."""
+
+    checked_on_load = ("repeat",)  # a model trained on repeated input expects it (see layer_settings)
 
     window: int = setting(256, "Pieces per window (special tokens not counted); longer Docs get several windows.")
     stride: int = setting(192, "Pieces between window starts; window - stride pieces of overlap.")
@@ -35,6 +40,11 @@ class WindowSettings:
         "Largest share of padding in a forward call; a shorter window that would exceed it starts the next call "
         "(1.0: fill calls up to max_batch_tokens).",
     )
+    repeat: int = setting(
+        0,
+        "Decoders: extra copies of each window in its input, each piece read from the last copy so that it has seen "
+        "its right context (0: off); a window then costs (repeat + 1) x (window + special tokens) positions.",
+    )
 
     def __post_init__(self) -> None:
         validate_window(self.window, self.stride)
@@ -42,6 +52,7 @@ class WindowSettings:
         share = self.max_padding
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
             raise ValueError(f"max_padding must be a share between 0.0 and 1.0, got {share!r}")
+        validate_repeat(self.repeat)
 
 
 @dataclass
@@ -75,20 +86,25 @@ def _init(model: Model, X: Optional[PieceBatch] = None, Y: Optional[PieceVectors
     transformer.initialize()
     hf_model = find_hf_model(transformer)
     if hf_model is not None:
-        check_window_fits(hf_model, model.attrs["settings"].window)
+        check_window_fits(hf_model, model.attrs["settings"])
         model.set_dim("nO", hf_model.hidden_size)
     elif transformer.has_dim("nO"):
         model.set_dim("nO", transformer.get_dim("nO"))
 
 
-def check_window_fits(hf_model: HFModel, window: int) -> None:
-    """A window plus its special tokens must fit the model's position embeddings."""
+def check_window_fits(hf_model: HFModel, settings: WindowSettings) -> None:
+    """A window plus its special tokens, times its copies, must fit the model's position embeddings."""
+    check_repetition_applies(hf_model.base_model.config, settings.repeat)
     max_positions = hf_model.max_positions
     n_special = len(hf_model.prefix) + len(hf_model.suffix)
-    if max_positions and window + n_special > max_positions:
+    copies = settings.repeat + 1
+    if max_positions and copies * (settings.window + n_special) > max_positions:
+        what = f"window = {settings.window} pieces plus {n_special} special tokens"
+        if settings.repeat:
+            what = f"repeat = {settings.repeat}: {copies} copies of {what}"
         raise ValueError(
-            f"window = {window} pieces plus {n_special} special tokens exceeds the {max_positions} positions "
-            f"of {hf_model.settings.name!r}; set window <= {max_positions - n_special}"
+            f"{what} exceeds the {max_positions} positions of {hf_model.settings.name!r}; set window <= "
+            f"{max_positions // copies - n_special}" + (" or a smaller repeat" if settings.repeat else "")
         )
 
 
@@ -97,7 +113,7 @@ def _forward(model: Model, batch: PieceBatch, is_train: bool) -> Tuple[PieceVect
     settings: WindowSettings = model.attrs["settings"]
     hf_model = find_hf_model(transformer)
     if hf_model is not None:  # also after restoring a model under a config with another window
-        check_window_fits(hf_model, settings.window)
+        check_window_fits(hf_model, settings)
     if batch.n_pieces == 0:  # empty or whitespace-only Docs: nothing to run
         return PieceVectors(model.ops.alloc2f(0, model.get_dim("nO")), batch), lambda d: batch
     chunks = plan_chunks(batch, settings)
@@ -127,7 +143,8 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
     """Windows over the batch, sorted by length and padded once per chunk (numpy over whole arrays)."""
     plan = plan_windows(batch.doc_pieces.tolist(), settings.window, settings.stride)
     n_prefix, n_special = len(batch.prefix), len(batch.prefix) + len(batch.suffix)
-    lengths = plan.lengths + n_special
+    lengths = repeated_lengths(plan.lengths, n_special, settings.repeat)
+    read_from = last_copy_start(plan.lengths, n_special, settings.repeat) + n_prefix  # each window's first read row
     piece_base = numpy.cumsum(batch.doc_pieces) - batch.doc_pieces
     starts = piece_base[plan.doc] + plan.start  # each window's first piece in the batch
     order = numpy.argsort(-lengths, kind="stable")
@@ -139,9 +156,20 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
         size = chunk_size(lengths[order[i:]], settings.max_batch_tokens, settings.max_padding)
         members = order[i : i + size]
         width = int(lengths[members[0]])
-        padded.append(_pad(batch, starts[members], plan.lengths[members], width))
+        padded.append(
+            lay_out_windows(
+                batch.piece_ids,
+                numpy.asarray(batch.prefix, dtype=numpy.int64),
+                numpy.asarray(batch.suffix, dtype=numpy.int64),
+                batch.pad_id,
+                starts[members],
+                plan.lengths[members],
+                width,
+                settings.repeat,
+            )
+        )
         window_chunk[members] = len(padded) - 1
-        window_row[members] = numpy.arange(size) * width + n_prefix
+        window_row[members] = numpy.arange(size) * width + read_from[members]
         i += size
     piece_chunk = window_chunk[plan.piece_window]
     piece_position = window_row[plan.piece_window] + plan.piece_offset
@@ -155,24 +183,3 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
         pieces = by_chunk[bounds[c] : bounds[c + 1]]
         chunks.append(Chunk(ids, mask, pieces, piece_position[pieces]))
     return chunks
-
-
-def _pad(
-    batch: PieceBatch, starts: numpy.ndarray, lengths: numpy.ndarray, width: int
-) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Input ids and attention mask of windows ``[start, start + length)`` of the batch's pieces,
-    each framed by the special tokens and padded to ``width``."""
-    prefix = numpy.asarray(batch.prefix, dtype=numpy.int64)
-    suffix = numpy.asarray(batch.suffix, dtype=numpy.int64)
-    column = numpy.arange(width)[None, :]
-    offset = column - len(prefix)  # position within the window's pieces
-    content = (offset >= 0) & (offset < lengths[:, None])
-    source = numpy.minimum(starts[:, None] + numpy.maximum(offset, 0), batch.n_pieces - 1)
-    ids = numpy.where(content, batch.piece_ids[source], batch.pad_id)
-    if len(prefix):
-        ids[:, : len(prefix)] = prefix
-    if len(suffix):
-        rows = numpy.arange(len(starts))[:, None]
-        ids[rows, len(prefix) + lengths[:, None] + numpy.arange(len(suffix))[None, :]] = suffix
-    mask = (column < (lengths + len(prefix) + len(suffix))[:, None]).astype(numpy.int64)
-    return ids, mask

@@ -130,7 +130,8 @@ def _run(args, **kwargs):
 def test_spacy_train_evaluate_and_package(tiny_model_dir, tmp_path):
     base = tmp_path / "base"
     shutil.copytree(tiny_model_dir("llama"), base)
-    nlp = _tagger_nlp(base, unmask="all", lora={"r": 4})
+    # Also repetition and early exit (one of the tiny model's 2 layers), which the package must keep.
+    nlp = _tagger_nlp(base, unmask="all", lora={"r": 4}, repeat=1, exit_layer=1)
     for name, seed, n in (("train", 0, 48), ("dev", 1, 16)):
         DocBin(docs=_right_context_docs(nlp, n, seed=seed)).to_disk(tmp_path / f"{name}.spacy")
     config = nlp.config
@@ -177,13 +178,19 @@ def test_spacy_train_evaluate_and_package(tiny_model_dir, tmp_path):
     script = (
         "import json, spacy; nlp = spacy.load('en_bidir_test');"
         "texts = ['the dog', 'fox dog the'];"
-        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]))"
+        "print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]));"
+        "backbone = nlp.get_pipe('seqlab_bidir_tagger').model.get_ref('backbone');"
+        "from spacy_seqlab.hf.model import hf_model_of;"
+        "print(backbone.get_ref('windows').attrs['settings'].repeat, hf_model_of(backbone).settings.exit_layer,"
+        " len(hf_model_of(backbone).base_model.layers))"
     )
     # The package, and the spacy-seqlab under test (when it comes from PYTHONPATH rather than an install).
     path = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
     env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
+    *_, entities, settings = out.stdout.strip().splitlines()
+    assert json.loads(entities) == [[list(s) for s in doc] for doc in expected]
+    assert settings.split() == ["1", "1", "1"]  # repeat, exit_layer, layers that run
 
 
 def test_labels_from_initialize_settings_and_misaligned_gold_is_ignored(tiny_model_dir):
