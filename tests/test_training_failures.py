@@ -5,7 +5,6 @@ NaN loss, and ``spacy train`` interrupted and resumed.
 import io
 import math
 import random
-import signal
 import subprocess
 import sys
 import warnings
