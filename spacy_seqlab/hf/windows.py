@@ -15,7 +15,7 @@ import numpy
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..core.batching import chunk_size
+from ..core.batching import chunk_shape
 from ..core.settings import check_int, setting
 from ..core.windows import plan_windows, validate_window
 from .model import HFModel, find_hf_model, layer_settings
@@ -136,9 +136,11 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
     padded: List[Tuple[numpy.ndarray, numpy.ndarray]] = []
     i = 0
     while i < len(order):  # a loop per chunk
-        size = chunk_size(lengths[order[i:]], settings.max_batch_tokens, settings.max_padding)
+        # Widths from a few sizes (the longest window's at most): few distinct shapes over a long stream.
+        size, width = chunk_shape(
+            lengths[order[i:]], settings.max_batch_tokens, settings.max_padding, settings.window + n_special
+        )
         members = order[i : i + size]
-        width = int(lengths[members[0]])
         padded.append(_pad(batch, starts[members], plan.lengths[members], width))
         window_chunk[members] = len(padded) - 1
         window_row[members] = numpy.arange(size) * width + n_prefix
