@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "project" / "bench" / "run_bench.py"
-MEASUREMENTS = {"1a", "1b", "1c", "2a", "2b", "3", "4", "5a", "5b", "6a", "6b", "6c", "7a", "7b"}
+MEASUREMENTS = {"1a", "1b", "1c", "2a", "2b", "3", "4", "5a", "5b", "6a", "6b", "6c", "6d", "7a", "7b"}
 MEMORY_PROBES = {
     "encoder_model", "encoder_raw_forward", "seqlab_multitask_ner",
     "decoder_model", "decoder_raw_forward", "seqlab_bidir_tagger",
-    "decoder_lm_model", "seqlab_llm_sft",
+    "decoder_lm_model", "seqlab_llm_sft", "seqlab_multitask_ner_stream",
 }  # fmt: skip
 
 
