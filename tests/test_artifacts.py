@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
+import srsly
 import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.core.serialization import ArtifactError
+from spacy_seqlab.core.serialization import ALLOW_UNVERIFIED_ENV, ArtifactError
 from spacy_seqlab.hf.generation import generate
 from spacy_seqlab.hf.model import hf_model_of
 
@@ -172,9 +173,33 @@ def test_damaged_component_files_give_a_clear_error(saved, tmp_path, factory):
 
 
 @pytest.mark.parametrize("factory", FACTORIES)
-def test_damaged_files_saved_without_checksums_still_give_a_clear_error(saved, tmp_path, factory):
-    """A directory without checksums.json (written before they existed, or stripped): each reader's
+def test_a_directory_without_checksums_is_refused_unless_the_user_opts_out(saved, tmp_path, monkeypatch, factory):
+    """Weights with flipped bytes that still parse, in a directory whose checksums.json was removed:
+    refused, naming the directory and the opt-out; loaded only when the user sets it."""
+    monkeypatch.delenv(ALLOW_UNVERIFIED_ENV, raising=False)
+    pipeline = _copy(saved, factory, tmp_path)
+    (pipeline / factory / "checksums.json").unlink()
+    with pytest.raises(ArtifactError) as caught:
+        spacy.load(pipeline)
+    message = str(caught.value)
+    assert f"component '{factory}'" in message and str(pipeline / factory) in message, message
+    assert "checksums.json is missing" in message and f"{ALLOW_UNVERIFIED_ENV}=1" in message, message
+    nlp = spacy.load(saved[2][factory][0])
+    pipe = nlp.get_pipe(factory)
+    unchecked = srsly.msgpack_loads(pipe.to_bytes())
+    del unchecked["checksums"]
+    with pytest.raises(ArtifactError, match=rf"component '{factory}'.*no 'checksums' entry.*{ALLOW_UNVERIFIED_ENV}=1"):
+        pipe.from_bytes(srsly.msgpack_dumps(unchecked))
+    monkeypatch.setenv(ALLOW_UNVERIFIED_ENV, "1")
+    assert _behaviour(spacy.load(pipeline), factory) == saved[2][factory][1]
+    pipe.from_bytes(srsly.msgpack_dumps(unchecked))
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_damaged_files_saved_without_checksums_still_give_a_clear_error(saved, tmp_path, monkeypatch, factory):
+    """A directory without checksums.json, loaded unverified by the user's choice: each reader's
     failure is still caught and explained, naming the file."""
+    monkeypatch.setenv(ALLOW_UNVERIFIED_ENV, "1")
     files = ["model", "cfg"] + (["demonstrations.json"] if factory == "seqlab_llm_sft" else [])
     for name in files:
         for how in ("truncated", "empty", "garbage", "deleted"):
@@ -246,7 +271,7 @@ def test_adapter_for_a_different_base_model_is_refused(saved, tmp_path, tiny_mod
 
 @pytest.mark.filterwarnings("ignore:.*labels outside")  # training the other pipeline on data with LOC
 @pytest.mark.parametrize("factory", FACTORIES)
-def test_weights_saved_for_a_different_label_set_are_refused(saved, tmp_path, factory):
+def test_weights_saved_for_a_different_label_set_are_refused(saved, tmp_path, monkeypatch, factory):
     """The model file of a pipeline trained for other labels, put into this one's directory."""
     root, bases, pipelines = saved
     other = _build(factory, _configs(bases)[factory], labels=["PER"])
@@ -258,8 +283,9 @@ def test_weights_saved_for_a_different_label_set_are_refused(saved, tmp_path, fa
         ArtifactError, match=rf"component '{factory}'.*{factory}/model is not the file saved with this component"
     ):
         spacy.load(pipeline)
-    # ... and without them the label check names both label sets.
+    # ... and without them (loaded unverified by choice) the label check names both label sets.
     (pipeline / factory / "checksums.json").unlink()
+    monkeypatch.setenv(ALLOW_UNVERIFIED_ENV, "1")
     with pytest.raises(
         ArtifactError,
         match=rf"component '{factory}'.*trained for the labels \['PER'\], but its cfg has the labels \['LOC', 'PER'\]",

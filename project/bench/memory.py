@@ -1,4 +1,5 @@
-"""6a-6c: peak RSS at inference of each component against its model loaded alone, one fresh interpreter each.
+"""6a-6c: peak RSS at inference of each component against its model loaded alone, one fresh interpreter each;
+6d: RSS growth of a tagger over a long stream of new docs.
 
 The probes re-run ``run_bench.py`` with ``--memory-probe KIND``: a process starts as a user's would, so its
 peak depends on nothing else the benchmark has loaded.
@@ -6,10 +7,11 @@ peak depends on nothing else the benchmark has loaded.
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from corpus import batches, load_corpus, make_docs, train_examples
 from measure import Bench, peak_rss_mb, rss_mb
@@ -27,7 +29,27 @@ MEMORY_PROBES = {
     "seqlab_bidir_tagger": "seqlab_bidir_tagger (LoRA) initialized, then nlp.pipe over the docs",
     "decoder_lm_model": "SmolLM2 with LM head and its tokenizer loaded alone (AutoModelForCausalLM)",
     "seqlab_llm_sft": "seqlab_llm_sft (LoRA) initialized, then nlp.pipe over the docs",
+    "seqlab_multitask_ner_stream": "seqlab_multitask_ner initialized, then nlp.pipe over a long stream of new docs",
 }
+# Share of the stream that warms up (first shapes, allocator pools); growth is measured after it.
+STREAM_WARMUP = 0.2
+STREAM_CHECKPOINTS = 10
+
+
+def new_docs(nlp, corpus, n: int, rss: List[float]) -> Iterator[Any]:
+    """``n`` Docs never seen before (words of the test tweets, drawn at random, 3 to 60 of them, each with a
+    number of its own), made one at a time; RSS recorded every ``n / STREAM_CHECKPOINTS`` Docs."""
+    from spacy.tokens import Doc
+
+    rng = random.Random(0)
+    vocabulary = sorted({w for words in corpus.words for w in words})
+    every = max(1, n // STREAM_CHECKPOINTS)
+    for i in range(n):
+        if i % every == 0:
+            rss.append(rss_mb())
+        words = rng.choices(vocabulary, k=rng.randint(3, 60)) + [str(i)]
+        yield Doc(nlp.vocab, words=words)
+    rss.append(rss_mb())
 
 
 def memory_probe(args: argparse.Namespace, settings: Dict[str, Any]) -> Dict[str, Any]:
@@ -62,8 +84,8 @@ def memory_probe(args: argparse.Namespace, settings: Dict[str, Any]) -> Dict[str
         out["rss_after_imports_mb"] = rss_mb()
         corpus = load_corpus(settings["memory_docs"], settings["train_docs"] or 200)
         nlp = spacy.blank("en")
-        if kind == "seqlab_multitask_ner":
-            add_tagger(nlp, kind, {"name": resolve_model_name(args.encoder)})
+        if kind in ("seqlab_multitask_ner", "seqlab_multitask_ner_stream"):
+            add_tagger(nlp, "seqlab_multitask_ner", {"name": resolve_model_name(args.encoder)})
             batch = settings["encoder_batch"]
         elif kind == "seqlab_bidir_tagger":
             add_tagger(nlp, kind, {"name": resolve_model_name(args.decoder)})
@@ -74,8 +96,16 @@ def memory_probe(args: argparse.Namespace, settings: Dict[str, Any]) -> Dict[str
             batch = len(corpus.words)
         nlp.initialize(lambda: train_examples(nlp, corpus))
         out["rss_after_load_mb"] = rss_mb()
-        list(nlp.pipe(make_docs(nlp, corpus), batch_size=batch))
-        out["docs"] = len(corpus.words)
+        if kind.endswith("_stream"):
+            rss: List[float] = []
+            for _ in nlp.pipe(new_docs(nlp, corpus, settings["stream_docs"], rss), batch_size=batch):
+                pass
+            warm = rss[round(STREAM_WARMUP * STREAM_CHECKPOINTS)]
+            out.update(docs=settings["stream_docs"], rss_checkpoints_mb=[round(x, 1) for x in rss])
+            out["rss_over_warm_rss"] = round(rss[-1] / warm, 4)
+        else:
+            list(nlp.pipe(make_docs(nlp, corpus), batch_size=batch))
+            out["docs"] = len(corpus.words)
     out["rss_mb"] = rss_mb()
     out["peak_rss_mb"] = peak_rss_mb()
     return out
@@ -116,6 +146,18 @@ def memory_phase(bench: Bench, settings: Dict[str, Any]) -> None:
         kind: {"what": MEMORY_PROBES[kind], **{k: round(v, 1) if isinstance(v, float) else v for k, v in p.items()}}
         for kind, p in probes.items()
     }
+    stream = probes["seqlab_multitask_ner_stream"]
+    bench.measure(
+        "6d",
+        "seqlab_multitask_ner RSS over a long stream of new docs, against RSS after warm-up",
+        stream["rss_over_warm_rss"],
+        "<=",
+        1.05,
+        f"RSS of one process after nlp.pipe over {stream['docs']:,} Docs never seen before (random lengths, each with "
+        f"a number of its own), over its RSS once the first {STREAM_WARMUP:.0%} were done (5 % growth at most)",
+        docs=stream["docs"],
+        rss_checkpoints_mb=stream["rss_checkpoints_mb"],
+    )
     for key, system, alone, raw in (
         ("6a", "seqlab_multitask_ner", "encoder_model", "encoder_raw_forward"),
         ("6b", "seqlab_bidir_tagger", "decoder_model", "decoder_raw_forward"),

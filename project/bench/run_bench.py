@@ -88,6 +88,7 @@ FULL = dict(
     n_demos=2,
     lengths=[100, 1000, 10000],
     memory_docs=64,
+    stream_docs=50_000,
     train_docs=0,
 )
 QUICK = dict(
@@ -104,6 +105,7 @@ QUICK = dict(
     n_demos=1,
     lengths=[100, 300],
     memory_docs=8,
+    stream_docs=400,
     train_docs=40,
 )
 

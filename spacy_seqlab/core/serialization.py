@@ -6,6 +6,7 @@ from the artifact.
 """
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Union
 
@@ -19,6 +20,9 @@ FORMAT_VERSION = 1
 
 CHECKSUMS_FILE = "checksums.json"
 CHECKSUMS_KEY = "checksums"
+# Set to 1 to load component files that carry no checksums (saved before they existed, or stripped):
+# only then are they read unverified.
+ALLOW_UNVERIFIED_ENV = "SPACY_SEQLAB_ALLOW_UNVERIFIED"
 # What to do about a file that is truncated, corrupted or not what it should be.
 REPAIR_HINT = (
     "copy the pipeline again from where it was saved (or reinstall its package), "
@@ -57,13 +61,28 @@ def write_checksums(path: Path) -> None:
     srsly.write_json(path / CHECKSUMS_FILE, {"sha256": files})
 
 
+def unverified_allowed() -> bool:
+    """Whether the user opted out of verification (``SPACY_SEQLAB_ALLOW_UNVERIFIED=1``)."""
+    return os.environ.get(ALLOW_UNVERIFIED_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _refuse_unverified(what: str) -> None:
+    if not unverified_allowed():
+        raise ArtifactError(
+            f"{what} has no checksums, so its files cannot be verified (saved by an older spacy-seqlab, or its "
+            f"checksums were removed); re-save it from a trusted copy with nlp.to_disk, which writes them, or set "
+            f"the environment variable {ALLOW_UNVERIFIED_ENV}=1 to load it unverified"
+        )
+
+
 def verify_checksums(path: Path, exclude: Iterable[str] = ()) -> None:
     """Check the files of a component's directory against ``checksums.json``: a missing,
-    truncated or altered file raises an :class:`ArtifactError` naming it. Directories saved
-    without checksums are not checked."""
+    truncated or altered file raises an :class:`ArtifactError` naming it. A directory without
+    ``checksums.json`` is refused, unless ``SPACY_SEQLAB_ALLOW_UNVERIFIED=1``."""
     path = Path(path)
     record = path / CHECKSUMS_FILE
     if not record.exists():
+        _refuse_unverified(f"{path} ({CHECKSUMS_FILE} is missing)")
         return
     try:
         recorded = srsly.read_json(record)["sha256"]
@@ -90,9 +109,11 @@ def add_bytes_checksums(msg: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def verify_bytes_checksums(msg: Mapping[str, Any], exclude: Iterable[str] = ()) -> None:
-    """Inverse of :func:`add_bytes_checksums`; bytes written without checksums are not checked."""
+    """Inverse of :func:`add_bytes_checksums`; bytes without checksums are refused, unless
+    ``SPACY_SEQLAB_ALLOW_UNVERIFIED=1``."""
     recorded = msg.get(CHECKSUMS_KEY)
     if recorded is None:
+        _refuse_unverified(f"the saved bytes (no {CHECKSUMS_KEY!r} entry)")
         return
     if not isinstance(recorded, dict):
         raise ArtifactError(f"the checksums of the saved bytes are damaged; {REPAIR_HINT}")

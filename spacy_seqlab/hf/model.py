@@ -23,6 +23,7 @@ from ..core.settings import check_choice, setting, to_config
 from .early_exit import apply_early_exit, validate_exit_layer
 from .loading import MODEL_CLASSES, load_model, load_tokenizer, resolve_dtype, resolve_source
 from .lora import LoraSettings, without_adapters
+from .threads import install_fork_hook
 from .unmasking import apply_unmasking, validate_unmask
 
 T = TypeVar("T")
@@ -106,6 +107,7 @@ class HFModel(torch.nn.Module):
         self.suffix: List[int] = []  # ... and after it (EOS/SEP)
         self._call_kwargs: Dict[str, Any] = {}
         self._mode_modules: Optional[List[torch.nn.Module]] = None  # see train()
+        install_fork_hook()  # nlp.pipe(n_process=N) forks: torch must not hang in the children
 
     # -- what the loaded model is ------------------------------------------------------------
 

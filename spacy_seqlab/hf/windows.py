@@ -17,7 +17,7 @@ import numpy
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..core.batching import chunk_size
+from ..core.batching import chunk_shape
 from ..core.settings import check_int, setting
 from ..core.windows import plan_windows, validate_window
 from .model import HFModel, find_hf_model, layer_settings
@@ -148,14 +148,15 @@ def plan_chunks(batch: PieceBatch, settings: WindowSettings) -> List[Chunk]:
     piece_base = numpy.cumsum(batch.doc_pieces) - batch.doc_pieces
     starts = piece_base[plan.doc] + plan.start  # each window's first piece in the batch
     order = numpy.argsort(-lengths, kind="stable")
+    widest = int(repeated_lengths(numpy.int64(settings.window), n_special, settings.repeat))  # a full window
     window_chunk = numpy.zeros(len(order), dtype=numpy.int64)
     window_row = numpy.zeros(len(order), dtype=numpy.int64)  # flat output row of each window's first piece
     padded: List[Tuple[numpy.ndarray, numpy.ndarray]] = []
     i = 0
     while i < len(order):  # a loop per chunk
-        size = chunk_size(lengths[order[i:]], settings.max_batch_tokens, settings.max_padding)
+        # Widths from a few sizes (the longest window's at most): few distinct shapes over a long stream.
+        size, width = chunk_shape(lengths[order[i:]], settings.max_batch_tokens, settings.max_padding, widest)
         members = order[i : i + size]
-        width = int(lengths[members[0]])
         padded.append(
             lay_out_windows(
                 batch.piece_ids,

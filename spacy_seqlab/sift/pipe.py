@@ -105,7 +105,10 @@ class SiftLabeler(LabeledPipe):
 
     @property
     def prompter(self) -> SiftPrompter:
-        return SiftPrompter(self.labels, self.settings, self.pool, self.responses, self.module.tokenizer)
+        module = self.module
+        return SiftPrompter(
+            self.labels, self.settings, self.pool, self.responses, module.tokenizer, max_positions=module.max_positions
+        )
 
     def _gold_spans(self, doc: Doc) -> List[Span]:
         spans = [Span(doc, s, e, label=label) for s, e, label in self.target.doc_spans(doc)]
@@ -132,9 +135,11 @@ class SiftLabeler(LabeledPipe):
             )
         prompter = self.prompter
         prompts, owners = [], []
+        windows: Dict[int, List[Tuple[int, int, int]]] = {}
         for i, doc in enumerate(docs):
             if len(doc) and doc.text.strip():
-                for s, e in prompter.windows(doc):
+                windows[i] = prompter.query_windows(doc)
+                for s, e, _ in windows[i]:
                     prompts.append(prompter.prompt(doc[s:e].text).generation_prefix)
                     owners.append((i, s, e))
         constraints = None
@@ -159,16 +164,19 @@ class SiftLabeler(LabeledPipe):
         by_doc: Dict[int, List[str]] = {}
         for (i, _, _), response in zip(owners, responses):
             by_doc.setdefault(i, []).append(response)
-        return [self.read_responses(doc, by_doc.get(i, [])) for i, doc in enumerate(docs)]
+        return [self.read_responses(doc, by_doc.get(i, []), windows.get(i)) for i, doc in enumerate(docs)]
 
-    def read_responses(self, doc: Doc, responses: List[str]) -> List[Tuple[int, int, str]]:
-        """Spans of ``doc`` from its windows' responses; never raises on a response string.
+    def read_responses(
+        self, doc: Doc, responses: List[str], windows: Optional[List[Tuple[int, int, int]]] = None
+    ) -> List[Tuple[int, int, str]]:
+        """Spans of ``doc`` from the responses to its query windows (``windows``: as the prompter cut
+        them, else cut again); never raises on a response string.
 
         Lines that cannot be parsed or matched are dropped and counted in ``self.stats``, with a
         warning that gives the counts."""
         if not responses:
             return []
-        spans, parsed = self.prompter.read(doc, responses)
+        spans, parsed = self.prompter.read(doc, responses, windows)
         dropped = sum(p.dropped for p in parsed)
         garbage = sum(p.garbage for p in parsed)
         self.stats["responses"] += len(parsed)

@@ -10,7 +10,7 @@ from spacy.training import Example
 from thinc.api import Linear
 
 from spacy_seqlab.core.pipe import LabeledPipe, Part
-from spacy_seqlab.core.serialization import CHECKSUMS_FILE, CHECKSUMS_KEY, ArtifactError
+from spacy_seqlab.core.serialization import ALLOW_UNVERIFIED_ENV, CHECKSUMS_FILE, CHECKSUMS_KEY, ArtifactError
 
 VOCAB = spacy.blank("en").vocab
 
@@ -62,10 +62,11 @@ def test_every_part_is_saved_and_restored_through_disk_and_bytes(tmp_path):
 
 @pytest.mark.parametrize("part", ["cfg", "model", "notes.json"])
 @pytest.mark.parametrize("checksums", [True, False])
-def test_a_damaged_part_is_named_in_an_artifact_error(tmp_path, part, checksums):
+def test_a_damaged_part_is_named_in_an_artifact_error(tmp_path, monkeypatch, part, checksums):
     _saved(tmp_path)
-    if not checksums:
+    if not checksums:  # loaded unverified by the user's choice
         (tmp_path / "toy" / CHECKSUMS_FILE).unlink()
+        monkeypatch.setenv(ALLOW_UNVERIFIED_ENV, "1")
     (tmp_path / "toy" / part).write_bytes(b"\x00\xff not a part")
     expected = "checksum" if checksums else "truncated, corrupted or was not written by spacy-seqlab"
     with pytest.raises(ArtifactError, match=rf"component 'toy'.*{tmp_path / 'toy' / part}.*{expected}"):
@@ -76,7 +77,8 @@ def test_a_damaged_part_is_named_in_an_artifact_error(tmp_path, part, checksums)
 
 
 @pytest.mark.parametrize("part", ["cfg", "model", "notes.json"])
-def test_a_damaged_bytes_entry_is_named_in_an_artifact_error(part):
+def test_a_damaged_bytes_entry_is_named_in_an_artifact_error(monkeypatch, part):
+    monkeypatch.setenv(ALLOW_UNVERIFIED_ENV, "1")  # bytes without checksums, loaded unverified by choice
     msg = srsly.msgpack_loads(Toy().to_bytes())
     del msg[CHECKSUMS_KEY]
     msg[part] = b"\x00\xff not a part"

@@ -145,3 +145,20 @@ def test_window_settings_come_from_the_config_on_load(tiny_model_dir):
 def test_window_settings_are_checked(settings, message):
     with pytest.raises(ValueError, match=message):
         WindowSettings(**settings)
+
+
+def test_a_long_stream_of_batches_meets_few_padded_widths():
+    """Many random batches of new docs: chunk widths come from a small set (one compiled kernel
+    each on CPU), never wider than the longest window, and padding stays within max_padding."""
+    rng = numpy.random.default_rng(0)
+    settings = WindowSettings()  # window 256, max_padding 0.2
+    widths = set()
+    for _ in range(300):
+        batch = _batch(rng.integers(1, 400, size=rng.integers(1, 33)))
+        for chunk in plan_chunks(batch, settings):
+            rows, width = chunk.input_ids.shape
+            widths.add(width)
+            assert width <= settings.window + len(PREFIX) + len(SUFFIX)
+            assert rows == 1 or rows * width <= settings.max_batch_tokens
+            assert 1 - chunk.attention_mask.mean() <= settings.max_padding + 1e-9
+    assert len(widths) <= 8 + 4 * 6  # each width up to 8, then a few sizes per doubling up to 258

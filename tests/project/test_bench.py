@@ -28,6 +28,7 @@ MEASUREMENTS = {
     "6a",
     "6b",
     "6c",
+    "6d",
     "7a",
     "7b",
     "8a",
@@ -38,7 +39,7 @@ MEASUREMENTS = {
 MEMORY_PROBES = {
     "encoder_model", "encoder_raw_forward", "seqlab_multitask_ner",
     "decoder_model", "decoder_raw_forward", "seqlab_bidir_tagger",
-    "decoder_lm_model", "seqlab_llm_sft",
+    "decoder_lm_model", "seqlab_llm_sft", "seqlab_multitask_ner_stream",
 }  # fmt: skip
 
 

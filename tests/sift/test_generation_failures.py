@@ -6,7 +6,9 @@ through ``nlp.pipe`` with the model's generation replaced by a fake that returns
 """
 
 import logging
+import random
 import re
+import string
 from typing import Dict, List
 
 import pytest
@@ -223,3 +225,65 @@ def test_model_errors_are_not_swallowed(nlp, monkeypatch):
     monkeypatch.setattr(spacy_seqlab.sift.pipe, "generate", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         list(nlp.pipe(["Alice met Bob ."]))
+
+
+# -- prompts fit the model's positions and max_prompt_tokens -----------------------------------
+
+
+class MeasuringGenerate:
+    """Stands in for ``generate``: records each prompt's length in the model's tokens, and answers
+    "Paris | LOC" when the query holds Paris."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.lengths: List[int] = []
+
+    def __call__(self, model, tokenizer, prompts, *, max_new_tokens, max_batch_tokens=8192, constraints=None):
+        self.lengths += [len(self.tokenizer(prompt)["input_ids"]) + max_new_tokens for prompt in prompts]
+        return ["Paris | LOC" if "Paris" in _query(prompt) else "(none)" for prompt in prompts]
+
+
+def _random_word(rng: random.Random, n_chars: int) -> str:
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n_chars))
+
+
+def test_no_prompt_exceeds_the_model_positions_or_max_prompt_tokens(nlp, monkeypatch, caplog):
+    """A 5,000-character token, and windows of 16 tokens too long in sub-words, on a model of 512
+    positions: windows are split until they fit; the token that cannot fit alone is left out with
+    a warning naming the doc; the other tokens are still labeled."""
+    pipe = nlp.get_pipe("seqlab_llm_sft")
+    positions = pipe.module.max_positions
+    assert positions == 512
+    fake = MeasuringGenerate(pipe.module.tokenizer)
+    monkeypatch.setattr(spacy_seqlab.sift.pipe, "generate", fake)
+    rng = random.Random(0)
+    huge = _random_word(rng, 5000)
+    with caplog.at_level(logging.WARNING, logger="spacy_seqlab"):
+        doc = nlp(f"Alice met {huge} in Paris .")
+    assert fake.lengths and max(fake.lengths) <= positions
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(4, 5, "LOC")]
+    warned = [r.getMessage() for r in caplog.records if r.name == "spacy_seqlab"]
+    assert (
+        len(warned) == 1 and "1 token(s) of a doc starting 'Alice met" in warned[0] and "5000 characters" in warned[0]
+    )
+
+    # Each token fits, a window of them does not: split, nothing left out, every token in one query.
+    caplog.clear()
+    fake.lengths.clear()
+    words = [_random_word(rng, 120) for _ in range(15)] + ["Paris"]
+    with caplog.at_level(logging.WARNING, logger="spacy_seqlab"):
+        doc = nlp(" ".join(words))
+    assert max(fake.lengths) <= positions and len(fake.lengths) > 1
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(15, 16, "LOC")]
+    assert not [r for r in caplog.records if r.name == "spacy_seqlab"]
+    windows = pipe.prompter.windows(doc)
+    assert sorted(i for s, e in windows for i in range(s, e)) == list(range(len(doc)))
+
+    # max_prompt_tokens bounds the prompt below the positions too.
+    pipe.cfg["max_prompt_tokens"] = 200
+    try:
+        fake.lengths.clear()
+        nlp(" ".join(words))
+        assert max(fake.lengths) - 8 <= 200
+    finally:
+        pipe.cfg["max_prompt_tokens"] = 1024
