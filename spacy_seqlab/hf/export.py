@@ -214,10 +214,11 @@ class _Repetition:
         real = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
         n = real.sum(dim=1, keepdim=True)  # (batch, 1)
         copies = self.repeat + 1
-        width = copies * int(n.max()) if ids.shape[1] else 0
+        longest = int(n.max()) if n.numel() else 0
+        width = copies * longest
         if self.max_positions and width > self.max_positions:
             raise ValueError(
-                f"repeat = {self.repeat}: {copies} copies of {int(n.max())} tokens exceed the model's "
+                f"repeat = {self.repeat}: {copies} copies of {longest} tokens exceed the model's "
                 f"{self.max_positions} positions; pass shorter rows (at most {self.max_positions // copies} tokens)"
             )
         # The row's real tokens first, in order (stable sort), whatever side its padding is on.
