@@ -4,8 +4,9 @@ This module imports nothing from spaCy, thinc or the rest of spacy-seqlab, so it
 next to an export and used where spacy-seqlab is not installed. An export folder holds:
 
 * ``config.json``: the base's config with ``id2label``/``label2id`` (the tags, e.g. ``B-PER``) and a
-  ``seqlab`` table: what the loader must install (``unmask_layers``) and how the pipeline reads
-  tokens (``pooling``, ``window``, ``stride``);
+  ``seqlab`` table: what the loader must install (``exit_layer``, ``unmask_layers``, ``repeat``) and
+  how the pipeline reads tokens (``pooling``, ``window``, ``stride``). With ``exit_layer`` (the
+  number of decoder layers that ran, null when all did) ``num_hidden_layers`` is already that count;
 * with LoRA, a standard peft adapter (``adapter_config.json``, task ``TOKEN_CLS``, the tag head as a
   module to save, ``base_model_name_or_path`` and ``revision`` the base's hub name where known)
   and, when the base cannot be named exactly by the hub, the base itself in ``base/``;
@@ -16,10 +17,17 @@ next to an export and used where spacy-seqlab is not installed. An export folder
 pipeline's tag probabilities per sub-word piece. The pipeline's token score is its first piece's
 (``pooling = "first"``), last piece's (``"last"``) or the mean of its pieces' logits (``"mean"``),
 for texts within one window (``window`` pieces); longer texts are read in windows by the pipeline.
+
+With ``repeat = k`` the loader's hooks on the bare transformer feed it each row's non-padding tokens
+``k + 1`` times in a row (right padding after the copies, positions from 0, as the pipeline lays out a
+window) and return the hidden states of the last copy at the row's own columns: inputs and logits keep
+their shape and any padding side works. ``inputs_embeds``, ``position_ids`` and a KV cache are refused
+then; ``output_hidden_states`` are those of the last copy too, attention maps (``output_attentions``)
+span all copies.
 """
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -30,6 +38,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 # seqlab_sdpa in a process that runs both) and the per-layer flag both read.
 ATTN_IMPLEMENTATION = "seqlab_unmaskable_sdpa"
 BIDIRECTIONAL_FLAG = "seqlab_unmasked"
+REPETITION_ATTRIBUTE = "seqlab_repetition"  # the hooks installed on a bare transformer
 
 
 def load_exported(
@@ -91,7 +100,30 @@ def bare_transformer(model: torch.nn.Module) -> torch.nn.Module:
 def adapt_backbone(transformer: torch.nn.Module, settings: Dict[str, Any]) -> None:
     """Make the bare transformer compute what the pipeline's backbone computed: the one place
     where export-time settings (``config.json``'s ``seqlab`` table) change the model."""
+    # As in the pipeline: layers are dropped first, and unmask_layers index the layers that run.
+    exit_after(transformer, settings.get("exit_layer"))
     unmask_layers(transformer, settings.get("unmask_layers") or [])
+    repeat_input(transformer, settings.get("repeat") or 0)
+
+
+def exit_after(transformer: torch.nn.Module, depth: Optional[int]) -> None:
+    """Keep the first ``depth`` decoder layers and make the final norm the identity (``depth`` null:
+    the whole model ran), so the output is hidden state ``depth`` of the full model, as in the pipeline."""
+    if depth is None:
+        return
+    layers, norm = getattr(transformer, "layers", None), getattr(transformer, "norm", None)
+    if not (isinstance(layers, torch.nn.ModuleList) and isinstance(norm, torch.nn.Module)):
+        raise ValueError(
+            f"exit_layer = {depth} needs a decoder with layers and a final norm: {type(transformer).__name__}"
+        )
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= len(layers):
+        raise ValueError(f"exit_layer = {depth!r} is not a layer count between 1 and {len(layers)}")
+    transformer.layers = torch.nn.ModuleList(list(layers)[:depth])
+    config = transformer.config
+    config.num_hidden_layers = depth
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = config.layer_types[:depth]
+    transformer.norm = torch.nn.Identity()
 
 
 def unmask_layers(transformer: torch.nn.Module, layers: List[int]) -> None:
@@ -134,3 +166,85 @@ def _register_attention() -> None:
     if ATTN_IMPLEMENTATION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
         AttentionInterface.register(ATTN_IMPLEMENTATION, _unmaskable_sdpa)
         AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+
+
+def repeat_input(transformer: torch.nn.Module, repeat: int) -> None:
+    """Make the bare transformer read each row ``repeat + 1`` times and answer from the last copy
+    (see the module docstring); ``repeat = 0`` removes hooks an earlier call installed."""
+    previous = getattr(transformer, REPETITION_ATTRIBUTE, None)
+    if previous is not None:
+        previous.remove()
+        delattr(transformer, REPETITION_ATTRIBUTE)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
+        raise ValueError(f"repeat must be a whole number >= 0, got {repeat!r}")
+    if repeat:
+        setattr(transformer, REPETITION_ATTRIBUTE, _Repetition(transformer, repeat))
+
+
+class _Repetition:
+    """A forward pre-hook that lays out the repeated input and a forward hook that reads the last copy."""
+
+    def __init__(self, transformer: torch.nn.Module, repeat: int) -> None:
+        self.repeat = repeat
+        self.max_positions = getattr(transformer.config, "max_position_embeddings", None)
+        self.source: Optional[torch.Tensor] = None  # (batch, length): the output row of each input column
+        self.handles = [
+            transformer.register_forward_pre_hook(self.before, with_kwargs=True),
+            transformer.register_forward_hook(self.after),
+        ]
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def before(self, module: torch.nn.Module, args: Sequence[Any], kwargs: Dict[str, Any]) -> Tuple[tuple, dict]:
+        if len(args) > 2:
+            raise ValueError("With repeat, pass the model input_ids and attention_mask (by name)")
+        kwargs = dict(kwargs, **dict(zip(("input_ids", "attention_mask"), args)))
+        refused = [
+            name for name in ("inputs_embeds", "position_ids", "past_key_values") if kwargs.get(name) is not None
+        ]
+        if refused or kwargs.get("input_ids") is None:
+            raise ValueError(
+                f"repeat = {self.repeat}: the model repeats its input_ids itself; pass input_ids (and attention_mask) "
+                f"without inputs_embeds, position_ids or past_key_values (got {refused or 'no input_ids'})"
+            )
+        ids = kwargs["input_ids"]
+        mask = kwargs.get("attention_mask")
+        real = torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+        n = real.sum(dim=1, keepdim=True)  # (batch, 1)
+        copies = self.repeat + 1
+        longest = int(n.max()) if n.numel() else 0
+        width = copies * longest
+        if self.max_positions and width > self.max_positions:
+            raise ValueError(
+                f"repeat = {self.repeat}: {copies} copies of {longest} tokens exceed the model's "
+                f"{self.max_positions} positions; pass shorter rows (at most {self.max_positions // copies} tokens)"
+            )
+        # The row's real tokens first, in order (stable sort), whatever side its padding is on.
+        order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)
+        packed = ids.gather(1, order)
+        column = torch.arange(width, device=ids.device)[None, :]
+        used = column < copies * n
+        kwargs["input_ids"] = packed.gather(1, column % n.clamp(min=1))  # the padding after the copies is masked
+        kwargs["attention_mask"] = used.to(mask.dtype if mask is not None else torch.long)
+        kwargs["use_cache"] = False
+        # Column c holds the row's i-th real token (i = its rank); it is read at row k·n + i of the output.
+        rank = torch.argsort(order, dim=1)
+        self.source = (self.repeat * n + rank).clamp(max=max(width - 1, 0))
+        return (), kwargs
+
+    def after(self, module: torch.nn.Module, args: Any, output: Any) -> Any:
+        source, self.source = self.source, None
+        if source is None:
+            return output
+
+        def last_copy(states: torch.Tensor) -> torch.Tensor:
+            return states.gather(1, source[..., None].expand(-1, -1, states.shape[-1]))
+
+        if isinstance(output, tuple) and not hasattr(output, "last_hidden_state"):
+            return (last_copy(output[0]),) + tuple(output[1:])
+        output.last_hidden_state = last_copy(output.last_hidden_state)
+        if getattr(output, "hidden_states", None) is not None:
+            output.hidden_states = tuple(last_copy(states) for states in output.hidden_states)
+        return output

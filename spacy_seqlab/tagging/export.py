@@ -4,7 +4,8 @@ The backbone and the tag head become one ``*ForTokenClassification`` model: with
 peft adapter (task ``TOKEN_CLS``, the head saved as a peft module to save, the base recorded by
 hub name and revision where known); without, the whole model. ``config.json`` carries the tags
 (``id2label``) and the ``seqlab`` table :func:`spacy_seqlab.hf.export.load_exported` reads to
-reproduce the pipeline's scores (the causal mask removed where the pipeline removed it).
+reproduce the pipeline's scores: the causal mask removed where the pipeline removed it, the layers
+above ``exit_layer`` dropped (``num_hidden_layers`` is the count that ran) and the input repeated.
 """
 
 import copy
@@ -17,14 +18,13 @@ from spacy.language import Language
 
 from ..data.resources import ALIAS_HUB_ORIGINS
 from ..hf.attention import BIDIRECTIONAL_FLAG
+from ..hf.early_exit import exit_depth
 from ..hf.export import BASE_DIR, SEQLAB_KEY
 from ..hf.model import HFModel, ModelSettings, hf_model_of
 from .model import tagger_signals
 from .pipe import SequenceTagger
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# Backbone settings whose effect the loader cannot reproduce yet: exporting refuses them unless off.
-_NOT_EXPORTABLE = {"repeat": (None, 0, 1, False), "exit_layer": (None,)}
 
 
 class ExportError(ValueError):
@@ -64,7 +64,7 @@ def export_tagger(
     hf_model = hf_model_of(pipe.model.get_ref("backbone"))
     hf_model.require_loaded()
     settings = hf_model.settings
-    _check_exportable(pipe, settings)
+    _check_exportable(pipe)
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ExportError(f"{output_dir} exists and is not an empty folder: choose a new OUTPUT_DIR or remove it")
@@ -85,7 +85,10 @@ def export_tagger(
         _write_adapter(hf_model, output_dir, config, reference, head_name, weight, bias)
         config.save_pretrained(output_dir)
         if include_base:
-            hf_model.base_model.save_pretrained(output_dir / BASE_DIR, state_dict=_clean_base_state(hf_model))
+            base_dir = output_dir / BASE_DIR
+            hf_model.base_model.save_pretrained(base_dir, state_dict=_clean_base_state(hf_model))
+            # Its weights are those of the layers that ran: its config counts them.
+            _with_layers(hf_model.base_model.config.to_dict(), config.num_hidden_layers).save_pretrained(base_dir)
     else:
         _write_full_model(hf_model, output_dir, config, head_name, weight, bias)
     hf_model.tokenizer.save_pretrained(output_dir)
@@ -114,32 +117,32 @@ def _tagger(nlp: Language, component: str) -> SequenceTagger:
     return pipe
 
 
-def _check_exportable(pipe: SequenceTagger, settings: ModelSettings) -> None:
+def _check_exportable(pipe: SequenceTagger) -> None:
     embedded = [name for name, signal in tagger_signals(pipe.model).items() if signal.embeds]
     if embedded:
         raise ExportError(
             f"Component {pipe.name!r} reads the signals {embedded} from upstream pipes at prediction time (mode "
             "embed); a plain Hugging Face token classifier has no such input, so it cannot be exported"
         )
-    for name, off in _NOT_EXPORTABLE.items():
-        value = getattr(settings, name, None)
-        if value not in off:
-            raise ExportError(f"{name} = {value!r}: the exported model cannot reproduce it yet; export without it")
 
 
 def _seqlab_table(pipe: SequenceTagger, hf_model: HFModel) -> Dict[str, Any]:
     backbone = pipe.model.get_ref("backbone")
     windows = backbone.get_ref("windows").attrs["settings"]
     bare = _bare(hf_model.base_model)
+    n_layers = int(bare.config.num_hidden_layers)  # the base's count: the pipeline never changes it
+    depth = exit_depth(hf_model.settings.exit_layer, n_layers)
     unmasked = [
         i for i, layer in enumerate(getattr(bare, "layers", [])) if getattr(layer.self_attn, BIDIRECTIONAL_FLAG, False)
     ]
     return {
+        "exit_layer": depth if depth < n_layers else None,  # the number of layers that ran, when not all
         "unmask_layers": unmasked,
         "unmask": hf_model.settings.unmask,
         "pooling": backbone.get_ref("pooling").attrs["settings"].pooling,
         "window": windows.window,
         "stride": windows.stride,
+        "repeat": windows.repeat,
         "scheme": pipe.cfg["scheme"],
         "dtype": str(next(hf_model.base_model.parameters()).dtype).replace("torch.", ""),
         "source": hf_model.settings.name,
@@ -151,10 +154,9 @@ def _bare(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _classifier_config(hf_model: HFModel, tags: List[str], table: Dict[str, Any]) -> Any:
-    from transformers import AutoConfig, AutoModelForTokenClassification
+    from transformers import AutoModelForTokenClassification
 
-    data = hf_model.base_model.config.to_dict()
-    config = AutoConfig.for_model(data.pop("model_type"), **data)
+    config = _with_layers(hf_model.base_model.config.to_dict(), table["exit_layer"])
     config._name_or_path = ""  # it named a folder of this machine
     config.id2label = dict(enumerate(tags))
     config.label2id = {tag: i for i, tag in enumerate(tags)}
@@ -164,6 +166,18 @@ def _classifier_config(hf_model: HFModel, tags: List[str], table: Dict[str, Any]
     config.architectures = [mapping[type(config)].__name__]
     setattr(config, SEQLAB_KEY, table)
     return config
+
+
+def _with_layers(data: Dict[str, Any], n_layers: Optional[int]) -> Any:
+    """A transformers config from ``data`` (a config's dict) with its first ``n_layers`` decoder layers (null: all)."""
+    from transformers import AutoConfig
+
+    data = dict(data)
+    if n_layers is not None:
+        data["num_hidden_layers"] = n_layers
+        if isinstance(data.get("layer_types"), list):
+            data["layer_types"] = data["layer_types"][:n_layers]
+    return AutoConfig.for_model(data.pop("model_type"), **data)
 
 
 def _head_name(config: Any, n_tags: int) -> str:
@@ -230,9 +244,12 @@ def _write_full_model(
     inner = _bare(model)
     result = inner.load_state_dict(hf_model.base_model.state_dict(), strict=False)
     unexpected = [key for key in result.unexpected_keys if not key.startswith("pooler.")]
-    if result.missing_keys or unexpected:
+    # Below the last layer the pipeline's final norm is the identity: the export keeps the fresh (unused) one.
+    exited = getattr(config, SEQLAB_KEY)["exit_layer"] is not None
+    missing = [key for key in result.missing_keys if not (exited and key.startswith("norm."))]
+    if missing or unexpected:
         raise ExportError(
-            f"The backbone's weights do not fit {type(model).__name__}: missing {result.missing_keys[:5]}, "
+            f"The backbone's weights do not fit {type(model).__name__}: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
     head = getattr(model, head_name)

@@ -9,7 +9,7 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_seqlab.hf.export import BIDIRECTIONAL_FLAG, bare_transformer, load_exported
+from spacy_seqlab.hf.export import BIDIRECTIONAL_FLAG, bare_transformer, load_exported, repeat_input
 from spacy_seqlab.hf.model import ModelSettings, hf_model_of
 from spacy_seqlab.hf.pieces import encode_pieces
 from spacy_seqlab.tagging.export import ExportError, base_reference, export_tagger
@@ -23,10 +23,11 @@ TEXTS = [
 TOLERANCE = 1e-4
 
 
-def _trained_nlp(model_dir, tmp_path, *, unmask, lora, pooling="first"):
+def _trained_nlp(model_dir, tmp_path, *, unmask, lora, pooling="first", repeat=0, exit_layer=None):
     """A tagger with random (non-zero) LoRA and head weights, saved and loaded back as users do."""
     nlp = spacy.blank("en")
     backbone = {"name": str(model_dir), "unmask": unmask, "lora": lora, "pooling": pooling, "window": 32, "stride": 24}
+    backbone.update(repeat=repeat, exit_layer=exit_layer)
     nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": backbone}})
     docs = [Doc(nlp.vocab, words=["Alice", "met", "Bob"], ents=["B-PER", "O", "B-PER"])]
     docs.append(Doc(nlp.vocab, words=["in", "Paris", "City"], ents=["O", "B-LOC", "I-LOC"]))
@@ -72,22 +73,33 @@ def _plain_scores(model, tokenizer, nlp, docs, pooling):
     return scores
 
 
+def _logits(model, tokenizer, docs):
+    encoded = tokenizer([doc.text for doc in docs], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits.numpy()
+
+
 def _max_difference(expected, found):
     return max(float(numpy.abs(e - f).max()) for e, f in zip(expected, found))
 
 
 @pytest.mark.parametrize(
-    "arch,unmask,lora,pooling",
+    "arch,unmask,lora,pooling,repeat,exit_layer,unmasked",
     [
-        ("llama", "none", {"r": 4}, "first"),
-        ("llama", "all", {"r": 4}, "first"),
-        ("qwen2", "01", None, "last"),
+        ("llama", "none", {"r": 4}, "first", 0, None, []),
+        ("llama", "all", {"r": 4}, "first", 0, None, [0, 1]),
+        ("qwen2", "01", None, "last", 0, None, [1]),
+        ("llama", "none", {"r": 4}, "last", 1, None, []),
+        ("qwen2", "all", {"r": 4}, "first", 0, 1, [0]),  # 1 of 2 layers: unmask counts the layer that runs
+        ("llama", "none", None, "last", 1, -2, []),  # the whole model, without its unused top layer and norm
     ],
 )
 def test_plain_transformers_and_peft_reproduce_the_pipeline_scores(
-    tiny_model_dir, tmp_path, arch, unmask, lora, pooling
+    tiny_model_dir, tmp_path, arch, unmask, lora, pooling, repeat, exit_layer, unmasked
 ):
-    nlp = _trained_nlp(tiny_model_dir(arch), tmp_path, unmask=unmask, lora=lora, pooling=pooling)
+    nlp = _trained_nlp(
+        tiny_model_dir(arch), tmp_path, unmask=unmask, lora=lora, pooling=pooling, repeat=repeat, exit_layer=exit_layer
+    )
     docs, expected = _pipeline_scores(nlp)
     written = export_tagger(nlp, "seqlab_bidir_tagger", tmp_path / "export")
     out = tmp_path / "export"
@@ -98,7 +110,13 @@ def test_plain_transformers_and_peft_reproduce_the_pipeline_scores(
     config = json.loads((out / "config.json").read_text())
     tags = list(nlp.get_pipe("seqlab_bidir_tagger").tagset.tags)
     assert config["id2label"] == {str(i): tag for i, tag in enumerate(tags)} and written["tags"] == tags
-    assert config["seqlab"]["unmask_layers"] == {"none": [], "all": [0, 1], "01": [1]}[unmask]
+    assert config["seqlab"]["unmask_layers"] == unmasked
+    assert (config["seqlab"]["repeat"], config["seqlab"]["exit_layer"]) == (repeat, exit_layer and 1)
+    assert config["num_hidden_layers"] == len(bare_transformer(model).layers) == (2 if exit_layer is None else 1)
+    if exit_layer is not None:  # the pipeline reads the layer's output before any norm
+        assert isinstance(bare_transformer(model).norm, torch.nn.Identity)
+        base_config = out / ("base/config.json" if lora else "config.json")
+        assert json.loads(base_config.read_text())["num_hidden_layers"] == 1
     assert str(tmp_path) not in (out / "config.json").read_text()  # no folder of this machine
     if lora is None:
         assert not (out / "adapter_config.json").exists() and (out / "model.safetensors").exists()
@@ -110,6 +128,16 @@ def test_plain_transformers_and_peft_reproduce_the_pipeline_scores(
     if unmask != "none":  # without the loader's unmasking, plain transformers compute something else
         for layer in bare_transformer(model).layers:
             setattr(layer.self_attn, BIDIRECTIONAL_FLAG, False)
+        assert _max_difference(expected, _plain_scores(model, tokenizer, nlp, docs, pooling)) > 1e-3
+    if repeat:
+        # Any padding side: the loader lays out each row's tokens itself, from position 0.
+        right = _logits(model, tokenizer, docs)
+        tokenizer.padding_side = "left"
+        left, mask = _logits(model, tokenizer, docs), tokenizer([d.text for d in docs], padding=True)["attention_mask"]
+        for d, n in enumerate(numpy.sum(mask, axis=1)):
+            assert numpy.abs(left[d, -n:] - right[d, :n]).max() < 1e-5
+        repeat_input(bare_transformer(model), 0)  # without the repetition, plain transformers compute something else
+        tokenizer.padding_side = "right"
         assert _max_difference(expected, _plain_scores(model, tokenizer, nlp, docs, pooling)) > 1e-3
 
 
