@@ -13,6 +13,7 @@ errors; a Ray that is already running (``ray.init`` by the caller) is used and l
 import logging
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,22 +158,26 @@ def run_ray(pipeline: str, shards: Iterable[pyarrow.Table], settings: AnnotateSe
         refs = [ray.put(table) for table in shards]
         if not refs:
             return
+        # Ray Data's own retries: a dead actor is restarted and its unfinished batches resubmitted. Ray 2.60
+        # takes them only as remote args (deprecated for 2.64, where they become named parameters).
         remote_args: Dict[str, Any] = {
             "max_restarts": settings.worker_restarts,
             "max_task_retries": settings.worker_restarts,
         }
         if settings.gpus_per_worker > 0:
             remote_args["num_gpus"] = settings.gpus_per_worker
-        annotated = ray.data.from_arrow_refs(refs).map_batches(
-            Annotator,
-            fn_constructor_args=(pipeline,),
-            fn_constructor_kwargs=_annotator_kwargs(settings),
-            batch_size=settings.batch_size,
-            batch_format="pyarrow",
-            concurrency=settings.workers,
-            num_cpus=settings.threads_per_worker,
-            **remote_args,
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+            annotated = ray.data.from_arrow_refs(refs).map_batches(
+                Annotator,
+                fn_constructor_args=(pipeline,),
+                fn_constructor_kwargs=_annotator_kwargs(settings),
+                batch_size=settings.batch_size,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=settings.workers),
+                num_cpus=settings.threads_per_worker,
+                **remote_args,
+            )
         for batch in annotated.iter_batches(batch_size=None, batch_format="pyarrow"):
             sink.add(batch)
 
