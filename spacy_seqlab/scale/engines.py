@@ -90,9 +90,20 @@ def _absolute(name: str) -> str:
     return str(Path(name).resolve()) if Path(name).exists() else name
 
 
-def _annotator_kwargs(settings: AnnotateSettings) -> Dict[str, Any]:
+def check_pipeline(name: str) -> None:
+    """PIPELINE is a saved pipeline folder or an installed package: checked before any worker starts."""
+    from spacy.util import is_package
+
+    path = Path(name)
+    if path.exists() and not (path / "config.cfg").is_file():
+        raise ValueError(f"PIPELINE {name!r} is not a saved pipeline: it has no config.cfg")
+    if not path.exists() and not is_package(name):
+        raise ValueError(f"PIPELINE {name!r} is neither a saved pipeline folder nor an installed pipeline package")
+
+
+def _annotator_kwargs(settings: AnnotateSettings, threads: Optional[int] = None) -> Dict[str, Any]:
     return {
-        "threads": settings.threads_per_worker,
+        "threads": threads or settings.threads_per_worker,
         "gpu": settings.gpus_per_worker > 0,
         "docbin": settings.docbin,
         "code": _absolute(settings.code) if settings.code else None,
@@ -100,10 +111,12 @@ def _annotator_kwargs(settings: AnnotateSettings) -> Dict[str, Any]:
 
 
 def run_local(pipeline: str, shards: Iterable[pyarrow.Table], settings: AnnotateSettings, sink: ShardCollector) -> None:
-    """The Annotator in this process, batch by batch."""
+    """The Annotator in this process, batch by batch, with torch threads on ``cpus`` cores (0: all)."""
+    threads = settings.cpus or os.cpu_count() or 1
     annotator = None
     for table in shards:
-        annotator = annotator or Annotator(pipeline, **_annotator_kwargs(settings))  # not loaded if nothing is left
+        # Loaded with the first pending shard: not at all when a rerun finds every shard finished.
+        annotator = annotator or Annotator(pipeline, **_annotator_kwargs(settings, threads))
         for start in range(0, table.num_rows, settings.batch_size):
             sink.add(annotator(table.slice(start, settings.batch_size)))
 
@@ -198,6 +211,7 @@ def annotate(
     settings = settings or AnnotateSettings()
     start = time.perf_counter()
     files = input_files(input_spec)
+    check_pipeline(pipeline)
     folder = Path(output)
     prepare_folder(folder, job_manifest(files, settings))
     engine = settings.engine

@@ -23,7 +23,7 @@ class AnnotateSettings:
     batch_size: int = setting(64, "Rows per Ray batch and per nlp.pipe batch.")
     shard_size: int = setting(10000, "Input rows per output shard (the unit a rerun skips when finished).")
     address: str = setting("local", "local (a Ray on this machine, loopback only), auto (a running cluster) or ray://…")
-    cpus: int = setting(0, "CPUs of a local Ray (0: all of this machine's).")
+    cpus: int = setting(0, "CPUs of a local Ray, and torch threads of the local engine (0: all of this machine's).")
     worker_restarts: int = setting(8, "How often Ray restarts a dead actor and retries its batch (-1: without limit).")
     docbin: bool = setting(False, "Also write each Doc as a one-Doc DocBin (column docbin).")
     code: Optional[str] = setting(None, "Python file registering custom components, imported in every worker.")

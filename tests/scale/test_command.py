@@ -30,6 +30,8 @@ def test_annotate_command_writes_shards_and_reports_errors_in_one_line(ruler_pip
     assert bad.exit_code == 1 and bad.output.strip() == "error: workers must be a positive integer, got 0"
     missing = CliRunner().invoke(app, ["annotate", str(ruler_pipeline), str(tmp_path / "nothing*.jsonl"), str(out)])
     assert missing.exit_code == 1 and "is not a file, a folder with files, or a glob" in missing.output
+    no_pipeline = CliRunner().invoke(app, ["annotate", str(tmp_path / "nlp"), str(source), str(tmp_path / "o2")])
+    assert no_pipeline.exit_code == 1 and "is neither a saved pipeline folder nor an installed" in no_pipeline.output
 
 
 def test_settings_name_the_bad_setting_and_the_command_is_on_spacys_cli():
