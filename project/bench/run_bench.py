@@ -25,6 +25,9 @@ Measurements (each with its ratio, target and whether it is met):
    smallest ``<= 1.5`` (no growth beyond the windows' overlap, window / stride = 1.33);
 8. ``seqlab_bidir_tagger`` with ``repeat`` = 1, 2, 4 against ``repeat = 0`` (``>= 0.9 / (repeat + 1)``), and
    with ``exit_layer`` at two thirds of the depth against all layers (``>=`` the depth ratio).
+9. (opt-in, ``--only scale_out``, needs ``spacy-seqlab[ray]``) ``annotate --engine ray --workers 2`` against
+   single-process ``nlp.pipe`` on the same cores and documents: ``>= 0.85``, with the time to the first row
+   and the peak memory of each worker.
 
 Components are untrained (a fresh ``initialize``): speed does not depend on the weights' values, except
 generation, whose length an untrained model decides; the output says so.
@@ -33,9 +36,9 @@ Output: ``results.json``, ``results.md`` and ``words_per_second.png`` in ``--out
 
 Modules (siblings of this file): ``measure`` (timing, machine load, the ``Bench``), ``corpus`` (the documents),
 ``systems`` (the raw forward and ``nlp.pipe`` systems), one per comparison: ``encoders`` (1b, 2a, 2b),
-``decoders`` (1a, 3), ``repetition`` (8a-8d), ``scaling`` (7a, 7b), ``training`` (4), ``generation`` (1c, 5a,
-5b), ``memory`` (6a-6c);
-``report`` (JSON, Markdown, plot), and ``seqlab_access``, the only one that reaches into spacy-seqlab's internals.
+``decoders`` (1a, 3), ``repetition`` (8a-8d), ``scaling`` (7a, 7b), ``scale_out`` (9), ``training`` (4),
+``generation`` (1c, 5a, 5b), ``memory`` (6a-6d); ``report`` (JSON, Markdown, plot), and ``seqlab_access``, the only one
+that reaches into spacy-seqlab's internals.
 """
 
 import os
@@ -66,6 +69,7 @@ from generation import generation_phase  # noqa: E402
 from measure import Bench  # noqa: E402
 from memory import memory_phase, memory_probe  # noqa: E402
 from repetition import repetition_phase  # noqa: E402
+from scale_out import scale_out_phase  # noqa: E402
 from training import training_phase  # noqa: E402
 
 # What tests/project/test_bench.py takes from this file, which it loads as a module.
@@ -90,6 +94,7 @@ FULL = dict(
     memory_docs=64,
     stream_docs=50_000,
     train_docs=0,
+    scale_docs=5000,
 )
 QUICK = dict(
     docs=16,
@@ -107,10 +112,13 @@ QUICK = dict(
     memory_docs=8,
     stream_docs=400,
     train_docs=40,
+    scale_docs=200,
 )
 
 
-PHASES = ("memory", "encoder", "decoder", "repetition", "training", "generation")
+PHASES = ("memory", "encoder", "decoder", "repetition", "training", "generation", "scale_out")
+# scale_out needs the ray extra and starts a Ray: run it when asked (--only, or the project's run-bench).
+DEFAULT_PHASES = PHASES[:-1]
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -146,7 +154,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--retry-budget", type=int, default=12, help="retries in all (a machine busy all along gains nothing from more)"
     )
     p.add_argument("--memory-jobs", type=int, default=3, help="memory probes (subprocesses) run at a time")
-    p.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases among {', '.join(PHASES)}")
+    p.add_argument("--only", default=",".join(DEFAULT_PHASES), help=f"comma-separated phases among {', '.join(PHASES)}")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="only cpu for now")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -198,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "repetition": lambda: repetition_phase(bench, corpus, settings),
         "training": lambda: training_phase(bench, corpus, settings),
         "generation": lambda: generation_phase(bench, corpus, settings),
+        "scale_out": lambda: scale_out_phase(bench, corpus, settings),
     }
     for name in PHASES:
         if name in phases:

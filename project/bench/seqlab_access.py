@@ -104,3 +104,21 @@ def generate(
         max_batch_tokens=parts.max_batch_tokens,
         constraints=constraints,
     )
+
+
+# -- corpus scale (8) ------------------------------------------------------------------------
+
+
+def annotate_corpus(pipeline_dir: str, input_path: str, output_dir: str, **settings: Any) -> Dict[str, Any]:
+    """``annotate PIPELINE INPUT OUTPUT`` with ``settings`` (``AnnotateSettings`` fields): rows, errors, seconds,
+    seconds to the first annotated row, and the engine that ran."""
+    from spacy_seqlab.scale import AnnotateSettings, annotate
+
+    report = annotate(pipeline_dir, input_path, output_dir, AnnotateSettings(**settings))
+    return {
+        "rows": report.rows,
+        "errors": report.errors,
+        "seconds": report.seconds,
+        "first_row_seconds": report.first_row_seconds,
+        "engine": report.engine,
+    }

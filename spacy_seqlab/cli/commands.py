@@ -1,8 +1,9 @@
-"""Command line: ``python -m spacy_seqlab wnut16 | convert | resources``.
+"""Command line: ``python -m spacy_seqlab wnut16 | convert | resources | annotate``.
 
 * ``wnut16 OUTPUT_DIR``: the packaged WNUT-16 NER data as train/dev/test DocBins (shared split).
 * ``convert INPUT OUTPUT_DIR``: the same for any CoNLL-style file.
 * ``resources``: where each packaged model and data set is, and SmolLM2's cached conversion.
+* ``annotate PIPELINE INPUT OUTPUT``: a corpus through any pipeline (:mod:`spacy_seqlab.cli.annotate`).
 
 Bad input is reported as one line on stderr with exit code 1, not a stack trace.
 """
@@ -21,6 +22,7 @@ from ..data.resources import (
     smollm2_dir,
     wnut16_path,
 )
+from .annotate import annotate_command
 
 app = typer.Typer(
     add_completion=False,
@@ -153,3 +155,6 @@ def resources_command(
         )
     if missing:
         _fail(f"not installed: {', '.join(missing)}")
+
+
+app.command("annotate")(annotate_command)
