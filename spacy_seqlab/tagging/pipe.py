@@ -35,7 +35,7 @@ from ..core.settings import check_choice, setting
 from ..core.targets import TARGET_FORMS, Target
 from .crf import crf_loss
 from .decoding import DecodedDoc, decode
-from .model import DECODER_ATTR, BACKBONE_SAMPLE, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
+from .model import BACKBONE_SAMPLE, DECODER_ATTR, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
 from .signals import MissingSignalError, SignalVocab, signal_gold
 
 # Docs run through the upstream pipes at initialize, for the signals' vocabularies.
