@@ -132,5 +132,7 @@ def crf_loss(
     d_probs = [ops.alloc2f(n, len(tagset)) for n in lengths]
     for j, i in enumerate(live):
         d_probs[i] = ops.asarray2f(d_emissions[j])
-    d_pairs, d_start, d_end = (ops.asarray(torch2xp(p.grad), dtype="float32") for p in params)
+    # A batch of one-token Docs never uses the pair scores: no gradient is a zero one.
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    d_pairs, d_start, d_end = (ops.asarray(torch2xp(g), dtype="float32") for g in grads)
     return float(loss.item()), d_probs, Transitions(d_pairs, d_start, d_end)
