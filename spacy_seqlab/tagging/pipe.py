@@ -51,7 +51,9 @@ class TargetSettings:
         None, "Tag scheme: iob2 or bioes for span targets, tags for tag/pos; null: iob2 for spans, tags otherwise."
     )
     repair: str = setting(
-        "strict", "How ill-formed predicted tag sequences are read: 'strict' (seqeval strict) or 'lenient' (conlleval)."
+        "strict",
+        "How an ill-formed predicted tag sequence (decoder argmax; viterbi and crf predict none) is read: "
+        "'strict' (seqeval strict) or 'lenient' (conlleval).",
     )
 
     def __post_init__(self) -> None:
