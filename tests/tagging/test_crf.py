@@ -2,6 +2,9 @@
 differences, batched equals one Doc at a time; a tagger with ``decoder = "crf"`` learns, saves its
 transitions, and writes span confidences (saved in DocBin) that rank a correct span above a wrong one."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
@@ -16,6 +19,7 @@ from spacy_seqlab.tagging.crf import Transitions, chain_scores, crf_loss
 from spacy_seqlab.tagging.decoding import span_confidences
 
 OPS = NumpyOps()
+EVALUATE = Path(__file__).resolve().parents[2] / "project" / "scripts" / "evaluate.py"
 
 
 def _log_z(tagset, probs, transitions):
@@ -170,3 +174,15 @@ def test_a_correct_span_is_more_confident_than_a_wrong_one(trained_crf, decoder)
     log_probs = numpy.log(numpy.asarray(output.tags[0], dtype="float64"))
     transitions = output.transitions if decoder == "crf" else None
     assert right[0] == pytest.approx(brute_span_probability(tagset, log_probs, (0, 1, per), transitions), abs=1e-4)
+
+
+def test_the_project_evaluation_reports_the_calibration_of_the_span_confidences(trained_crf):
+    spec = importlib.util.spec_from_file_location("evaluate", EVALUATE)
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    references = [Doc(trained_crf.vocab, words=w, ents=e) for w, e in zip(WORDS, ENTS)]
+    predicted = list(trained_crf.pipe([doc.text for doc in references]))
+    result = evaluate.span_calibration(trained_crf, predicted, references)
+    assert result["component"] == "ner" and result["n"] == sum(len(doc.ents) for doc in predicted)
+    assert 0.0 <= result["ece"] <= 1.0 and sum(b["count"] for b in result["bins"]) == result["n"]
+    assert evaluate.span_calibration(spacy.blank("en"), predicted, references) is None
