@@ -15,15 +15,14 @@ sequences that agree with the known tags.
 """
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
-import torch
-from thinc.api import Model, Ops, torch2xp, xp2torch
+from thinc.api import Model, Ops
 from thinc.types import Floats1d, Floats2d, Ints1d
 
 from ..core.schemes import TagSet
-from .chain import IMPOSSIBLE, ChainScores, log_partition, pad
+from .chain import IMPOSSIBLE, ChainScores, marginals, pad
 
 # Softmax probabilities are clipped here before their log: an emission is never -inf.
 MIN_PROB = 1e-30
@@ -68,26 +67,24 @@ def _forward_transitions(model: Model, X: None, is_train: bool) -> Tuple[Transit
     return scores, backprop
 
 
-def emission_scores(probs: List[Floats2d]) -> List[torch.Tensor]:
-    """Per Doc, the log of the softmax probabilities as torch tensors (on the arrays' device)."""
-    return [torch.log(torch.clamp(xp2torch(p), min=MIN_PROB)) for p in probs]
+def emission_scores(ops: Ops, probs: List[Floats2d]) -> List[numpy.ndarray]:
+    """Per Doc, the log of the softmax probabilities (as numpy arrays, where the chain runs)."""
+    return [numpy.log(numpy.clip(ops.to_numpy(p), MIN_PROB, None)) for p in probs]
 
 
-def chain_scores(
-    tagset: TagSet, like: torch.Tensor, transitions: Optional[Tuple[torch.Tensor, ...]] = None
-) -> ChainScores:
-    """The tag set's masks with the (pairs, start, end) ``transitions`` as tensors; zeros when None
-    (the chain of a softmax tagger: each sequence scored by its tags' probabilities alone)."""
-    allowed, first, last = (torch.as_tensor(mask, device=like.device) for mask in tagset.transition_mask())
+def chain_scores(tagset: TagSet, dtype: Any, transitions: Optional[Tuple[numpy.ndarray, ...]] = None) -> ChainScores:
+    """The tag set's masks with the (pairs, start, end) ``transitions``; zeros when None (the chain
+    of a softmax tagger: each sequence scored by its tags' probabilities alone)."""
+    allowed, first, last = tagset.transition_mask()
+    k = len(tagset)
     if transitions is None:
-        k = len(tagset)
-        transitions = (like.new_zeros(k, k), like.new_zeros(k), like.new_zeros(k))
-    return ChainScores(*transitions, allowed, first, last)
+        transitions = (numpy.zeros((k, k), dtype=dtype), numpy.zeros(k, dtype=dtype), numpy.zeros(k, dtype=dtype))
+    return ChainScores(*(numpy.asarray(a, dtype=dtype) for a in transitions), allowed, first, last)
 
 
-def transition_tensors(transitions: Transitions, like: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """The transition arrays as tensors of ``like``'s type (no copy on CPU)."""
-    return tuple(xp2torch(a).to(like.dtype) for a in (transitions.pairs, transitions.start, transitions.end))
+def transition_arrays(ops: Ops, transitions: Transitions) -> Tuple[numpy.ndarray, ...]:
+    """The transition scores as numpy arrays."""
+    return tuple(ops.to_numpy(a) for a in (transitions.pairs, transitions.start, transitions.end))
 
 
 def crf_loss(
@@ -96,43 +93,37 @@ def crf_loss(
     """Summed negative log-likelihood of the gold tags (-1: unknown) under the CRF, its gradient with
     respect to the softmax inputs per Doc, and its gradient with respect to the transitions.
 
+    The gradients are the model's expectations minus the gold-constrained ones (forward-backward).
     Raises a ValueError when a Doc's gold tags are not a well-formed sequence of the scheme.
     """
-    if not probs or not any(len(p) for p in probs):
-        zeros = Transitions(ops.alloc2f(*transitions.pairs.shape), ops.alloc1f(len(tagset)), ops.alloc1f(len(tagset)))
-        return 0.0, [ops.alloc2f(len(p), len(tagset)) for p in probs], zeros
+    k = len(tagset)
     lengths = [len(p) for p in probs]
     live = [i for i, n in enumerate(lengths) if n]
-    emissions, n_tokens = pad([e.detach() for e in emission_scores([probs[i] for i in live])])
-    emissions.requires_grad_(True)
-    params = tuple(p.detach().clone().requires_grad_(True) for p in transition_tensors(transitions, emissions))
-    chain = chain_scores(tagset, emissions, params)
-    gold_ids = torch.nn.utils.rnn.pad_sequence(
-        [torch.as_tensor(numpy.asarray(gold[i]), device=emissions.device) for i in live],
-        batch_first=True,
-        padding_value=-1,
-    )
+    d_probs = [ops.alloc2f(n, k) for n in lengths]
+    if not live:
+        return 0.0, d_probs, Transitions(ops.alloc2f(k, k), ops.alloc1f(k), ops.alloc1f(k))
+    emissions, n_tokens = pad(emission_scores(ops, [probs[i] for i in live]))
+    chain = chain_scores(tagset, emissions.dtype, transition_arrays(ops, transitions))
+    gold_ids = numpy.full(emissions.shape[:2], -1, dtype=numpy.int64)
+    for j, i in enumerate(live):
+        gold_ids[j, : lengths[i]] = numpy.asarray(gold[i])
     # The gold score: emissions of every tag but the gold one are impossible where gold is known.
-    known = (gold_ids >= 0).unsqueeze(2)
-    is_gold = torch.nn.functional.one_hot(gold_ids.clamp(min=0), len(tagset)).bool()
-    gold_emissions = torch.where(known & ~is_gold, IMPOSSIBLE, emissions)
-    log_z = log_partition(emissions, n_tokens, chain)
-    log_gold = log_partition(gold_emissions, n_tokens, chain)
-    bad = torch.nonzero(log_gold < IMPOSSIBLE / 2).flatten().tolist()
-    if bad:
-        ids = numpy.asarray(gold[live[bad[0]]])
-        tags = [tagset.tags[i] if i >= 0 else "?" for i in ids]
+    off_gold = (gold_ids[:, :, None] >= 0) & (gold_ids[:, :, None] != numpy.arange(k))
+    log_z, tags, pairs, ends = marginals(emissions, n_tokens, chain)
+    log_gold, gold_tags, gold_pairs, gold_ends = marginals(
+        numpy.where(off_gold, IMPOSSIBLE, emissions), n_tokens, chain
+    )
+    bad = numpy.flatnonzero(log_gold < IMPOSSIBLE / 2)
+    if len(bad):
+        tag_names = [tagset.tags[i] if i >= 0 else "?" for i in numpy.asarray(gold[live[bad[0]]])]
         raise ValueError(
             f"decoder crf: the gold tags of a training Doc are not a well-formed {tagset.scheme} sequence "
-            f"({len(bad)} Doc(s) in this batch), e.g. {tags[:20]}: fix the data or use decoder viterbi or argmax"
+            f"({len(bad)} Doc(s) in this batch), e.g. {tag_names[:20]}: fix the data or use decoder viterbi or argmax"
         )
-    loss = (log_z - log_gold).sum()
-    loss.backward()
-    d_emissions = [torch2xp(emissions.grad[j, :n]) for j, n in enumerate(n_tokens.tolist())]
-    d_probs = [ops.alloc2f(n, len(tagset)) for n in lengths]
+    d_emissions = tags - gold_tags
     for j, i in enumerate(live):
-        d_probs[i] = ops.asarray2f(d_emissions[j])
-    # A batch of one-token Docs never uses the pair scores: no gradient is a zero one.
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    d_pairs, d_start, d_end = (ops.asarray(torch2xp(g), dtype="float32") for g in grads)
-    return float(loss.item()), d_probs, Transitions(d_pairs, d_start, d_end)
+        d_probs[i] = ops.asarray2f(d_emissions[j, : lengths[i]].astype("float32"))
+    d_pairs = (pairs - gold_pairs) * chain.allowed
+    d_start, d_end = (ends[0] - gold_ends[0]) * chain.first, (ends[1] - gold_ends[1]) * chain.last
+    d_transitions = Transitions(*(ops.asarray(a.astype("float32")) for a in (d_pairs, d_start, d_end)))
+    return float((log_z - log_gold).sum()), d_probs, d_transitions

@@ -10,20 +10,20 @@ Each predicted span gets a confidence, the probability that the span's tokens ca
 and the next token does not continue it, by forward-backward (:func:`~.chain.span_log_marginals`):
 under the CRF for ``crf``; for ``viterbi`` and ``argmax`` under the softmax tagger's own chain
 (zero transitions, the scheme's masks), i.e. the span's probability among the well-formed sequences.
-Everything runs on the padded batch at once.
+Everything runs on the padded batch at once (:mod:`.chain`).
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy
-import torch
 from thinc.api import Ops
+from thinc.backends import get_array_ops
 from thinc.types import Floats2d
 
 from ..core.schemes import TagSet
 from .chain import ChainScores, pad, span_log_marginals, viterbi
-from .crf import Transitions, chain_scores, emission_scores, transition_tensors
+from .crf import Transitions, chain_scores, emission_scores, transition_arrays
 
 DECODERS = ("viterbi", "crf", "argmax")
 # One Doc's spans: (starts, ends exclusive, label ids).
@@ -70,17 +70,16 @@ def decode(
             ids[i] = numpy.asarray(ops.to_numpy(probs[i]).argmax(axis=1), dtype=numpy.int64)
         if not tagset.is_span:
             return [DecodedDoc.tags_only(i) for i in ids]
-    with torch.no_grad():
-        emissions, lengths = pad(emission_scores([probs[i] for i in live]))
-        chain = _chain(tagset, decoder, transitions, emissions)
-        if decoder != "argmax":
-            best = viterbi(emissions, lengths, chain).cpu().numpy()
-            for j, i in enumerate(live):
-                ids[i] = best[j, : len(probs[i])]
-        if not tagset.is_span:
-            return [DecodedDoc.tags_only(i) for i in ids]
-        chunks = [tagset.chunks(i, repair=repair) for i in ids]
-        scores = _confidences(emissions, lengths, chain, tagset, [chunks[i] for i in live])
+    emissions, lengths = pad(emission_scores(ops, [probs[i] for i in live]))
+    chain = _chain(ops, tagset, decoder, transitions, emissions.dtype)
+    if decoder != "argmax":
+        best = viterbi(emissions, lengths, chain)
+        for j, i in enumerate(live):
+            ids[i] = best[j, : len(probs[i])]
+    if not tagset.is_span:
+        return [DecodedDoc.tags_only(i) for i in ids]
+    chunks = [tagset.chunks(i, repair=repair) for i in ids]
+    scores = _confidences(emissions, lengths, chain, tagset, [chunks[i] for i in live])
     per_doc = [numpy.zeros(0, dtype=numpy.float32)] * len(ids)
     for j, i in enumerate(live):
         per_doc[i] = scores[j]
@@ -106,39 +105,36 @@ def span_confidences(
     out = [numpy.zeros(0, dtype=numpy.float32)] * len(probs)
     if not live:
         return out
-    with torch.no_grad():
-        emissions, lengths = pad(emission_scores([probs[i] for i in live]))
-        chain = _chain(tagset, decoder, transitions, emissions)
-        scores = _confidences(emissions, lengths, chain, tagset, [spans[i] for i in live])
+    ops = get_array_ops(probs[live[0]])
+    emissions, lengths = pad(emission_scores(ops, [probs[i] for i in live]))
+    chain = _chain(ops, tagset, decoder, transitions, emissions.dtype)
+    scores = _confidences(emissions, lengths, chain, tagset, [spans[i] for i in live])
     for j, i in enumerate(live):
         out[i] = scores[j]
     return out
 
 
-def _chain(tagset: TagSet, decoder: str, transitions: Optional[Transitions], like: torch.Tensor) -> ChainScores:
+def _chain(ops: Ops, tagset: TagSet, decoder: str, transitions: Optional[Transitions], dtype: Any) -> ChainScores:
     if decoder == "crf":
         if transitions is None:
             raise ValueError("decoder crf needs the model's transition scores: the model has no CRF layer")
-        return chain_scores(tagset, like, transition_tensors(transitions, like))
-    return chain_scores(tagset, like)
+        return chain_scores(tagset, dtype, transition_arrays(ops, transitions))
+    return chain_scores(tagset, dtype)
 
 
 def _confidences(
-    emissions: torch.Tensor, lengths: torch.Tensor, chain: ChainScores, tagset: TagSet, spans: List[Chunks]
+    emissions: numpy.ndarray, lengths: numpy.ndarray, chain: ChainScores, tagset: TagSet, spans: List[Chunks]
 ) -> List[numpy.ndarray]:
     """Per padded Doc, the marginal probability of each of its spans under ``chain``."""
-    n_tokens = lengths.tolist()
     # The spans' own well-formed tags (argmax's repaired reading; Viterbi's output as it is).
-    tags = torch.nn.utils.rnn.pad_sequence(
-        [torch.as_tensor(tagset.span_tag_ids(n, *chunk), device=emissions.device) for n, chunk in zip(n_tokens, spans)],
-        batch_first=True,
-    )
+    tags = numpy.zeros(emissions.shape[:2], dtype=numpy.int64)
+    for j, (n, chunk) in enumerate(zip(lengths.tolist(), spans)):
+        tags[j, :n] = tagset.span_tag_ids(n, *chunk)
     counts = [len(chunk[0]) for chunk in spans]
     rows = numpy.zeros((sum(counts), 3), dtype=numpy.int64)
     rows[:, 0] = numpy.repeat(numpy.arange(len(spans)), counts)
     rows[:, 1] = numpy.concatenate([numpy.asarray(chunk[0], dtype=numpy.int64) for chunk in spans])
     rows[:, 2] = numpy.concatenate([numpy.asarray(chunk[1], dtype=numpy.int64) for chunk in spans])
-    continues = torch.as_tensor(tagset.continuation_mask(), device=emissions.device)
-    log_p = span_log_marginals(emissions, lengths, chain, tags, continues, torch.as_tensor(rows, device=tags.device))
-    scores = torch.exp(log_p).clamp(0.0, 1.0).float().cpu().numpy()
+    log_p = span_log_marginals(emissions, lengths, chain, tags, tagset.continuation_mask(), rows)
+    scores = numpy.clip(numpy.exp(log_p), 0.0, 1.0).astype(numpy.float32)
     return numpy.split(scores, numpy.cumsum(counts)[:-1])

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-import torch
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from test_decoding import TAGSETS, brute_span_probability, random_case, sequence_scores, softmax
@@ -23,11 +22,9 @@ EVALUATE = Path(__file__).resolve().parents[2] / "project" / "scripts" / "evalua
 
 
 def _log_z(tagset, probs, transitions):
-    emissions, lengths = pad([torch.log(torch.as_tensor(p, dtype=torch.float64)) for p in probs])
-    tensors = tuple(
-        torch.as_tensor(a, dtype=torch.float64) for a in (transitions.pairs, transitions.start, transitions.end)
-    )
-    return log_partition(emissions, lengths, chain_scores(tagset, emissions, tensors)).numpy()
+    emissions, lengths = pad([numpy.log(p.astype("float64")) for p in probs])
+    arrays = (transitions.pairs, transitions.start, transitions.end)
+    return log_partition(emissions, lengths, chain_scores(tagset, "float64", arrays))
 
 
 @pytest.mark.parametrize("scheme", ["iob2", "bioes"])
