@@ -128,13 +128,13 @@ def viterbi(emissions: numpy.ndarray, lengths: numpy.ndarray, chain: ChainScores
     live = _live(lengths)
     score = start + emissions[:, 0]
     pointers = numpy.empty((batch, n, k), dtype=numpy.int64)
-    pointers[:, 0] = numpy.arange(k)
+    identity = numpy.arange(k)
+    pointers[:, 0] = identity
     for t in range(1, n):
         candidates = score[:, :, None] + pairs
         best_prev = candidates.argmax(axis=1)
-        best = numpy.take_along_axis(candidates, best_prev[:, None, :], axis=1)[:, 0]
-        score = numpy.where(live[:, t], best + emissions[:, t], score)
-        pointers[:, t] = numpy.where(live[:, t], best_prev, numpy.arange(k))
+        score = numpy.where(live[:, t], candidates.max(axis=1) + emissions[:, t], score)
+        pointers[:, t] = numpy.where(live[:, t], best_prev, identity)
     tags = numpy.empty((batch, n), dtype=numpy.int64)
     tags[:, -1] = (score + end).argmax(axis=1)
     rows = numpy.arange(batch)
