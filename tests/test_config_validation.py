@@ -243,6 +243,7 @@ CASES = [
     (MULTI, "scorer", {"scorer": "seqeval"}, CONSTRUCT, r"scorer", r"Callable"),
     (BIDIR, "dropout", {"model": {"dropout": 1.0}}, CONSTRUCT, r"dropout", r"\[0, 1\)"),
     (MULTI, "dropout", {"model": {"dropout": -0.1}}, CONSTRUCT, r"dropout", r"\[0, 1\)"),
+    (BIDIR, "decoder", {"model": {"decoder": "beam"}}, CONSTRUCT, r"decoder", r"viterbi, crf, argmax"),
     (
         BIDIR,
         "head_learn_rate_factor",

@@ -1,4 +1,5 @@
-"""Evaluate a trained pipeline on a DocBin: seqeval strict IOB2 P/R/F, spaCy's scores, words/s.
+"""Evaluate a trained pipeline on a DocBin: seqeval strict IOB2 P/R/F, spaCy's scores, words/s, and
+for a seqlab tagger writing ``doc.ents`` the calibration of its span confidences (ECE, reliability bins).
 
 python scripts/evaluate.py MODEL DATA --name NAME --method M --setting S --output metrics/NAME.json
 """
@@ -14,7 +15,20 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 from tqdm import tqdm
 
+from spacy_seqlab.core.calibration import calibration, span_confidence_pairs
 from spacy_seqlab.core.scoring import make_seqeval_scorer
+from spacy_seqlab.tagging.pipe import SequenceTagger
+
+
+def span_calibration(nlp, predicted, references):
+    """Calibration of the span confidences of the pipeline's seqlab tagger of ``doc.ents`` (None without one).
+
+    The tagger stores them in ``doc.spans[its name]`` (see README, span confidences)."""
+    taggers = [name for name, pipe in nlp.pipeline if isinstance(pipe, SequenceTagger) and pipe.target.kind == "ents"]
+    if not taggers:
+        return None
+    confidences, correct = span_confidence_pairs(zip(predicted, references), taggers[-1])
+    return {"component": taggers[-1], **calibration(confidences, correct)}
 
 
 def main() -> None:
@@ -61,6 +75,7 @@ def main() -> None:
         "train_seconds": timing.get("train_seconds"),
         "words_per_second": words / wall if wall else None,
         "words_per_cpu_second": words / cpu if cpu else None,
+        "calibration": span_calibration(nlp, predicted, references),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))

@@ -1,6 +1,8 @@
-"""Collect metrics/*.json into results.md, results.json and a bar chart (results.png).
+"""Collect metrics/*.json into results.md, results.json, a bar chart (results.png) and a reliability
+plot of the seqlab taggers' span confidences (results_calibration.png).
 
-Runs of the same method and setting with several seeds are reported as mean ± sd.
+Runs of the same method and setting with several seeds are reported as mean ± sd; their reliability
+bins are pooled.
 """
 
 import argparse
@@ -14,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from spacy_seqlab.core.calibration import pool_bins  # noqa: E402
 
 
 def _mean_sd(values: List[float]) -> Dict[str, float]:
@@ -35,6 +39,9 @@ def summarize(runs: List[dict]) -> List[dict]:
         for key in ("p", "r", "f", "dev_score", "train_seconds", "words_per_second"):
             values = [m[key] for m in members if m.get(key) is not None]
             row[key] = _mean_sd(values) if values else None
+        calibrated = [m["calibration"] for m in members if m.get("calibration") and m["calibration"]["n"]]
+        row["ece"] = _mean_sd([c["ece"] for c in calibrated]) if calibrated else None
+        row["reliability"] = pool_bins(c["bins"] for c in calibrated) if calibrated else None
         rows.append(row)
     return rows
 
@@ -48,16 +55,23 @@ def _fmt(stat, scale: float = 1.0, digits: int = 1) -> str:
 
 def write_markdown(rows: List[dict], path: Path, notes: List[str]) -> None:
     lines = [
-        "| method | setting | P | R | F | dev F | train time (s) | words/s | test docs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | setting | P | R | F | dev F | ECE | train time (s) | words/s | test docs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['method']} | {row['setting']} | {_fmt(row['p'], 100)} | {_fmt(row['r'], 100)} | "
-            f"{_fmt(row['f'], 100)} | {_fmt(row['dev_score'], 100)} | {_fmt(row['train_seconds'], 1, 0)} | "
+            f"{_fmt(row['f'], 100)} | {_fmt(row['dev_score'], 100)} | {_fmt(row.get('ece'), 100)} | "
+            f"{_fmt(row['train_seconds'], 1, 0)} | "
             f"{_fmt(row['words_per_second'], 1, 0)} | {row['test_docs']} |"
         )
-    text = "# Results\n\nseqeval strict IOB2 micro scores ×100 on the test documents.\n\n" + "\n".join(lines) + "\n"
+    text = (
+        "# Results\n\nseqeval strict IOB2 micro scores ×100 on the test documents. ECE: expected calibration "
+        "error ×100 of the seqlab taggers' span confidences (10 equal-width bins; a span is correct when a gold "
+        "entity has its characters and label), reliability plot in results_calibration.png.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     if notes:
         text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     path.write_text(text)
@@ -75,6 +89,34 @@ def write_plot(rows: List[dict], path: Path, title: str) -> None:
     ax.set_title(title)
     for i, value in enumerate(means):
         ax.text(i, value + 0.5, f"{value:.1f}", ha="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_reliability_plot(rows: List[dict], path: Path, title: str) -> None:
+    """Accuracy against mean confidence per bin, one line per row with span confidences."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    for row in rows:
+        table = row.get("reliability")
+        if not table:
+            continue
+        filled = [b for b in table["bins"] if b["count"]]
+        ax.plot(
+            [b["confidence"] for b in filled],
+            [b["accuracy"] for b in filled],
+            marker="o",
+            label=f"{row['method']} {row['setting']} (ECE {table['ece'] * 100:.1f})",
+        )
+    if not any(row.get("reliability") for row in rows):
+        ax.text(0.5, 0.5, "no span confidences in these runs", ha="center")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("span confidence (bin mean)")
+    ax.set_ylabel("fraction of spans correct")
+    ax.set_title(f"{title}: reliability", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -104,6 +146,7 @@ def main() -> None:
     write_markdown(rows, args.output, notes)
     args.output.with_suffix(".json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
     write_plot(rows, args.output.with_suffix(".png"), args.title)
+    write_reliability_plot(rows, args.output.with_name(f"{args.output.stem}_calibration.png"), args.title)
     print(args.output.read_text())
 
 

@@ -186,6 +186,13 @@ def convert_tags(tags: Sequence[Optional[str]], scheme: str) -> List[Optional[st
     return out
 
 
+def _ranges(lengths: numpy.ndarray) -> numpy.ndarray:
+    """``[0..l0-1, 0..l1-1, ...]`` for the given lengths, without a Python loop."""
+    total = int(lengths.sum())
+    offsets = numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
+    return numpy.arange(total) - offsets
+
+
 class TagSet:
     """The tags of one scheme over a fixed label set, with the index arrays decoding needs.
 
@@ -226,19 +233,55 @@ class TagSet:
                 )
         return ids
 
-    def decode_spans(self, ids: numpy.ndarray, *, repair: str = "strict") -> List[Span]:
-        """Tag ids of one document → spans (span schemes only)."""
+    def chunks(
+        self, ids: numpy.ndarray, *, repair: str = "strict"
+    ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Tag ids of one document → the spans' (starts, ends, label ids) (span schemes only)."""
         if not self.is_span:
             raise ValueError(f"Scheme {self.scheme!r} has no spans")
-        starts, ends, label_ids = chunk_codes(self.prefix_codes[ids], self.label_ids[ids], self.scheme, repair=repair)
+        return chunk_codes(self.prefix_codes[ids], self.label_ids[ids], self.scheme, repair=repair)
+
+    def decode_spans(self, ids: numpy.ndarray, *, repair: str = "strict") -> List[Span]:
+        """Tag ids of one document → spans (span schemes only)."""
+        starts, ends, label_ids = self.chunks(ids, repair=repair)
         return [(int(s), int(e), self.labels[int(lab)]) for s, e, lab in zip(starts, ends, label_ids)]
+
+    def span_tag_ids(
+        self, n_tokens: int, starts: numpy.ndarray, ends: numpy.ndarray, label_ids: numpy.ndarray
+    ) -> numpy.ndarray:
+        """The well-formed tag ids of ``n_tokens`` tokens holding exactly these non-overlapping spans
+        (the inverse of :meth:`chunks`), vectorised over the spans."""
+        prefixes = "BI" if self.scheme == "iob2" else "BIES"
+        ids = numpy.zeros(n_tokens, dtype=numpy.int64)
+        lengths = numpy.asarray(ends) - numpy.asarray(starts)
+        # Tag id of PREFIX-label: 1 + label * len(prefixes) + position of PREFIX (see tag_inventory).
+        base = 1 + numpy.asarray(label_ids, dtype=numpy.int64) * len(prefixes)
+        positions = numpy.repeat(numpy.asarray(starts), lengths) + _ranges(lengths)
+        ids[positions] = numpy.repeat(base + prefixes.index("I"), lengths)
+        ids[starts] = base + prefixes.index("B")
+        if self.scheme == "bioes":
+            ids[numpy.asarray(ends) - 1] = numpy.where(
+                lengths == 1, base + prefixes.index("S"), base + prefixes.index("E")
+            )
+        return ids
+
+    def continuation_mask(self) -> numpy.ndarray:
+        """``continues[prev, next]``: ``next`` extends the chunk that ``prev`` leaves open (``I-X`` or
+        ``E-X`` after ``B-X`` or ``I-X``); all False for plain tags."""
+        k = len(self.tags)
+        if not self.is_span:
+            return numpy.zeros((k, k), dtype=bool)
+        p, lab = self.prefix_codes, self.label_ids
+        opens_prev = (p[:, None] == _B) | (p[:, None] == _I)
+        inside_next = (p[None, :] == _I) | (p[None, :] == _E)
+        return opens_prev & inside_next & (lab[:, None] == lab[None, :])
 
     def transition_mask(self) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
         """Which tag sequences are well-formed: (allowed[prev, next], allowed_first, allowed_last).
 
-        Everything is allowed for plain tags. This is the mask a constrained (Viterbi) decoder
-        would use; the taggers instead take each token's best tag and read ill-formed sequences
-        with the ``repair`` policy (:meth:`decode_spans`).
+        Everything is allowed for plain tags. The taggers' ``viterbi`` and ``crf`` decoders search
+        only these sequences; ``argmax`` takes each token's best tag and reads an ill-formed
+        sequence with the ``repair`` policy (:meth:`decode_spans`).
         """
         k = len(self.tags)
         if not self.is_span:

@@ -140,12 +140,26 @@ class Target:
         if len(doc):
             doc.from_array([TAG if self.kind == "tag" else POS], values[tag_ids].reshape(-1, 1))
 
-    def write_spans(self, doc: Doc, spans: Sequence[Span]) -> None:
-        """Replace the Doc's annotation for this span target with ``spans`` (non-overlapping)."""
+    def write_spans(
+        self, doc: Doc, spans: Sequence[Span], *, scores: Optional[numpy.ndarray] = None, scores_key: str = ""
+    ) -> None:
+        """Replace the Doc's annotation for this span target with ``spans`` (non-overlapping, in order).
+
+        ``scores`` (one per span) are stored as spaCy's spancat stores them, in a span group's
+        ``attrs["scores"]``: ``doc.spans[KEY]``'s own for ``spans:KEY``; for ``ents``, a group
+        ``doc.spans[scores_key]`` holding the same spans as ``doc.ents``.
+        """
+        if scores is not None and len(scores) != len(spans):
+            raise ValueError(f"Got {len(scores)} scores for {len(spans)} spans")
+        attrs = {"scores": numpy.asarray(scores, dtype=numpy.float32)} if scores is not None else {}
         if self.kind == "ents":
             doc.set_ents(list(spans), default="outside")
+            if scores is not None:
+                if not scores_key:
+                    raise ValueError("Span scores for target ents need a span group key (scores_key)")
+                doc.spans[scores_key] = SpanGroup(doc, name=scores_key, spans=list(doc.ents), attrs=attrs)
         elif self.kind == "spans":
-            doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=list(spans))
+            doc.spans[self.key] = SpanGroup(doc, name=self.key, spans=list(spans), attrs=attrs)
         else:
             raise ValueError(f"Target {self} holds per-token tags, not spans")
 

@@ -10,10 +10,11 @@ each in one of two modes or both:
   output, trained with its own loss; needed in training only.
 
 The output is a :class:`TaggerOutput`: the tag probabilities, and each head's probabilities by
-signal name. Each signal's value vocabulary is learned by the model's initialize from the
+signal name, and with ``decoder = "crf"`` the CRF's transition scores (:mod:`.crf`). Each
+signal's value vocabulary is learned by the model's initialize from the
 sample Docs it is given (annotated by the upstream pipes), and saved with the weights.
 Layers are reached by name: ``backbone``, ``dropout``, ``output_layer``, ``embed:NAME``,
-``head:NAME``, ``head_dropout:NAME``.
+``head:NAME``, ``head_dropout:NAME``, and ``crf`` with ``decoder = "crf"``.
 """
 
 from dataclasses import dataclass, field
@@ -25,10 +26,13 @@ from thinc.api import Dropout, Embed, Model, Softmax_v2
 from thinc.types import Floats2d
 
 from ..core.pipe import split_rows
-from ..core.settings import check_int, check_number, registered_with, setting
+from ..core.settings import check_choice, check_int, check_number, registered_with, setting
 from ..core.types import DocFeaturesModel
+from .crf import Transitions, crf_transitions
+from .decoding import DECODERS
 from .signals import SignalSettings, SignalVocab, learn_values, signal_ids
 
+DECODER_ATTR = "decoder"  # the decoder setting, read by the pipe
 SIGNALS_ATTR = "signals"  # {name: SignalSettings as a dict}, from the config
 VALUES_ATTR = "signal_values"  # {name: the values seen at initialize}, saved with the weights
 # The backbone's initialize needs only a few Docs (to size itself); the signals' values are learned from all.
@@ -38,10 +42,12 @@ BACKBONE_SAMPLE = 10
 @dataclass
 class TaggerOutput:
     """Per Doc, one row per token: ``tags``, the probabilities of the tags; ``auxiliary``, the
-    probabilities of each head signal's values, by signal name. Gradients have the same form."""
+    probabilities of each head signal's values, by signal name; ``transitions``, the CRF's scores
+    (``decoder = "crf"`` only). Gradients have the same form."""
 
     tags: List[Floats2d]
     auxiliary: Dict[str, List[Floats2d]] = field(default_factory=dict)
+    transitions: Optional[Transitions] = None
 
 
 TaggerModel = Model[List[Doc], TaggerOutput]
@@ -57,6 +63,12 @@ class TaggerSettings:
         "The softmax heads start at zero and learn at this many times the learning rate (with a pre-trained "
         "backbone and a short budget they would otherwise barely move).",
     )
+    decoder: str = setting(
+        "viterbi",
+        "How tags are chosen: 'viterbi', the most probable sequence the label scheme allows; 'crf', a CRF head "
+        "with learned transition scores, trained with its own loss and decoded by Viterbi; 'argmax', each "
+        "token's best tag, an ill-formed sequence read with repair. For plain tags (POS) viterbi is argmax.",
+    )
     nO: Optional[int] = setting(None, "Number of tags; leave it null: it is set from the labels at initialize.")
     signals: Dict[str, Dict[str, Any]] = setting(
         help="Auxiliary signals by name, each a table of SignalSettings (source, mode, width, learn_rate_factor, "
@@ -67,6 +79,7 @@ class TaggerSettings:
     def __post_init__(self) -> None:
         check_number("dropout", self.dropout, low=0, high=1)
         check_number("head_learn_rate_factor", self.head_learn_rate_factor, low=0, low_open=True)
+        check_choice("decoder", self.decoder, DECODERS)
         if self.nO is not None:
             check_int("nO", self.nO)
         if not isinstance(self.signals, dict):
@@ -93,6 +106,10 @@ def build_tagger(backbone: DocFeaturesModel, settings: TaggerSettings) -> Tagger
         "dropout": Dropout(settings.dropout),
         "output_layer": head_layer(settings.nO, settings.head_learn_rate_factor),
     }
+    if settings.decoder == "crf":
+        # Transitions start at zero too, and learn at the heads' rate.
+        refs["crf"] = crf_transitions(settings.nO)
+        refs["crf"].attrs["lr_scale"] = float(settings.head_learn_rate_factor)
     for name, signal in settings.signals.items():
         if signal.embeds:
             embed = Embed(nO=signal.width)
@@ -108,7 +125,7 @@ def build_tagger(backbone: DocFeaturesModel, settings: TaggerSettings) -> Tagger
         init=_init,
         layers=list(refs.values()),
         refs=refs,
-        attrs={SIGNALS_ATTR: signals, VALUES_ATTR: {}},
+        attrs={DECODER_ATTR: settings.decoder, SIGNALS_ATTR: signals, VALUES_ATTR: {}},
     )
 
 
@@ -150,6 +167,10 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
     output_layer = model.get_ref("output_layer")
     output_layer.set_dim("nI", n_input)
     output_layer.initialize()
+    if model.has_ref("crf"):
+        crf = model.get_ref("crf")
+        crf.set_dim("nO", output_layer.get_dim("nO"), force=True)
+        crf.initialize()
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TaggerOutput, Callable]:
@@ -181,6 +202,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TaggerOutpu
             probs, backprop_head = model.get_ref(f"head:{name}")(head_input, is_train)
             auxiliary[name] = split_rows(probs, lengths)
             head_backprops[name] = (probs.shape[1], backprop_head, backprop_head_dropout)
+    transitions, backprop_transitions = model.get_ref("crf")(None, is_train) if model.has_ref("crf") else (None, None)
 
     def backprop(d_output: TaggerOutput) -> Any:
         d_joined = backprop_dropout(backprop_tags(concat(d_output.tags, tags.shape[1])))
@@ -192,6 +214,8 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TaggerOutpu
         for name, (n_values, backprop_head, backprop_head_dropout) in head_backprops.items():
             if name in d_output.auxiliary:
                 d_hidden += backprop_head_dropout(backprop_head(concat(d_output.auxiliary[name], n_values)))
+        if backprop_transitions is not None and d_output.transitions is not None:
+            backprop_transitions(d_output.transitions)
         return backprop_backbone(split_rows(d_hidden, lengths))
 
-    return TaggerOutput(split_rows(tags, lengths), auxiliary), backprop
+    return TaggerOutput(split_rows(tags, lengths), auxiliary, transitions), backprop

@@ -3,9 +3,15 @@
 A :class:`SequenceTagger` owns a ``spacy_seqlab.Tagger.v1`` model (Docs → :class:`TaggerOutput`)
 and does what every tagger needs: labels from ``initialize`` (data or ``[initialize.components]``),
 gold read through a :class:`~spacy_seqlab.core.targets.Target` (misaligned or unannotated tokens
-are ignored by the loss, never read as ``O``), cross-entropy on the tags plus each auxiliary
-head's, argmax decoding with seqeval-strict repair, writing to the target, and seqeval scoring.
+are ignored by the loss, never read as ``O``), cross-entropy on the tags (or, with ``decoder =
+"crf"``, the CRF's negative log-likelihood) plus each auxiliary head's, decoding (:mod:`.decoding`:
+viterbi, crf or argmax), writing to the target with a confidence per span, and seqeval scoring.
 Training is spaCy's ``TrainablePipe.update``.
+
+Span confidences are stored as spaCy's ``spancat`` stores scores, in a span group's
+``attrs["scores"]`` (one float per span, in the group's order): for a ``spans:KEY`` target in
+``doc.spans[KEY]`` itself; for ``ents``, in ``doc.spans[NAME]`` (NAME: the component's name), a
+group holding the same spans as ``doc.ents``.
 """
 
 import warnings
@@ -16,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as UPOS_IDS
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Ops
@@ -29,7 +35,9 @@ from ..core.settings import check_choice, setting
 from ..core.targets import TARGET_FORMS, Target
 from ..hf.model import find_hf_model
 from ..hf.pieces import count_pieces
-from .model import BACKBONE_SAMPLE, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
+from .crf import crf_loss
+from .decoding import DecodedDoc, decode
+from .model import BACKBONE_SAMPLE, DECODER_ATTR, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
 from .signals import MissingSignalError, SignalVocab, signal_gold
 
 # Docs run through the upstream pipes at initialize, for the signals' vocabularies.
@@ -45,7 +53,9 @@ class TargetSettings:
         None, "Tag scheme: iob2 or bioes for span targets, tags for tag/pos; null: iob2 for spans, tags otherwise."
     )
     repair: str = setting(
-        "strict", "How ill-formed predicted tag sequences are read: 'strict' (seqeval strict) or 'lenient' (conlleval)."
+        "strict",
+        "How an ill-formed predicted tag sequence (decoder argmax; viterbi and crf predict none) is read: "
+        "'strict' (seqeval strict) or 'lenient' (conlleval).",
     )
 
     def __post_init__(self) -> None:
@@ -113,35 +123,60 @@ class SequenceTagger(LabeledPipe):
             return super().costs(docs)
         return count_pieces(docs, hf_model)
 
-    def predict(self, docs: Iterable[Doc]) -> List[Ints1d]:
-        """One tag id per token for each Doc (does not modify the Docs)."""
+    @property
+    def decoder(self) -> str:
+        return self.model.attrs.get(DECODER_ATTR, "argmax")
+
+    def predict(self, docs: Iterable[Doc]) -> List[DecodedDoc]:
+        """Each Doc's tag ids, and for span targets its spans with their confidences (does not modify the Docs)."""
         docs = list(docs)
         if not self.labels:
             raise ValueError(
                 f"Component '{self.name}' has no labels: initialize it (nlp.initialize) or load a trained pipeline"
             )
         if not any(len(doc) for doc in docs):
-            return [numpy.zeros(len(doc), dtype=numpy.int64) for doc in docs]
+            return [DecodedDoc.tags_only(numpy.zeros(len(doc), dtype=numpy.int64)) for doc in docs]
         try:
             output: TaggerOutput = self.model.predict(docs)
         except MissingSignalError as err:
             raise err.naming(self.name) from None
-        return [
-            numpy.asarray(self.model.ops.to_numpy(probs).argmax(axis=1), dtype=numpy.int64) for probs in output.tags
-        ]
+        return decode(
+            self.model.ops,
+            output.tags,
+            self.tagset,
+            self.decoder,
+            transitions=output.transitions,
+            repair=self.cfg["repair"],
+        )
 
-    def set_annotations(self, docs: Iterable[Doc], tag_ids: List[Ints1d]) -> None:
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[DecodedDoc]) -> None:
         target, tagset, repair = self.target, self.tagset, self.cfg["repair"]
-        for doc, ids in zip(docs, tag_ids):
-            target.write(doc, numpy.asarray(ids, dtype=numpy.int64), tagset, repair=repair)
+        for doc, predicted in zip(docs, predictions):
+            if not target.is_span:
+                target.write(doc, numpy.asarray(predicted.tag_ids, dtype=numpy.int64), tagset, repair=repair)
+                continue
+            labels = [tagset.labels[i] for i in predicted.label_ids]
+            spans = [
+                Span(doc, int(s), int(e), label=lab) for s, e, lab in zip(predicted.starts, predicted.ends, labels)
+            ]
+            target.write_spans(doc, spans, scores=predicted.scores, scores_key=self.name)
 
     # -- training ------------------------------------------------------------------------
 
     def compute_loss(self, examples: List[Example], scores: TaggerOutput) -> Tuple[float, TaggerOutput]:
-        """Cross-entropy on the tags (tokens with no gold get no gradient), plus each auxiliary head's,
+        """Cross-entropy on the tags (tokens with no gold get no gradient; with the crf decoder, the CRF's
+        negative log-likelihood, tokens with no gold marginalized), plus each auxiliary head's cross-entropy,
         weighted; a head learns the upstream values of the predicted Docs."""
         ops = self.model.ops
-        loss, d_tags = cross_entropy(ops, scores.tags, self._gold_ids(examples))
+        gold = self._gold_ids(examples)
+        d_transitions = None
+        if self.decoder == "crf":
+            try:
+                loss, d_tags, d_transitions = crf_loss(ops, scores.tags, gold, scores.transitions, self.tagset)
+            except ValueError as err:
+                raise ValueError(f"Component '{self.name}': {err}") from None
+        else:
+            loss, d_tags = cross_entropy(ops, scores.tags, gold)
         d_auxiliary: Dict[str, List[Floats2d]] = {}
         vocabs = signal_vocabs(self.model)
         for name, signal in tagger_signals(self.model).items():
@@ -151,7 +186,7 @@ class SequenceTagger(LabeledPipe):
             head_loss, d_head = cross_entropy(ops, scores.auxiliary[name], gold)
             loss += signal.loss_weight * head_loss
             d_auxiliary[name] = [d * signal.loss_weight for d in d_head]
-        return loss, TaggerOutput(d_tags, d_auxiliary)
+        return loss, TaggerOutput(d_tags, d_auxiliary, d_transitions)
 
     def _gold_ids(self, examples: Sequence[Example]) -> List[numpy.ndarray]:
         """Gold tag ids per Doc (-1: ignored); one warning counts the gold tags whose labels the

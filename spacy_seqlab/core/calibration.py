@@ -1,0 +1,102 @@
+"""Calibration of span confidences: expected calibration error and reliability bins.
+
+A tagger stores a confidence per predicted span (``doc.spans[KEY].attrs["scores"]``, as spaCy's
+``spancat`` does). It is calibrated when, among the spans given confidence about c, a fraction c
+is correct. :func:`calibration` bins (confidence, correct) pairs into equal-width bins over [0, 1]
+and returns, per bin, the mean confidence and the accuracy, and the expected calibration error
+(ECE; Naeini et al., 2015; Guo et al., 2017): the bins' gaps |accuracy - confidence|, weighted by
+their share of the spans. :func:`span_confidence_pairs` reads the pairs from predicted and gold
+Docs: a span is correct when a gold span has the same characters and label (seqeval's strict
+match, independent of tokenization).
+"""
+
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+import numpy
+from spacy.tokens import Doc
+
+from .settings import check_int
+
+
+def calibration(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> Dict[str, Any]:
+    """ECE and reliability bins of (confidence, correct) pairs.
+
+    Returns ``ece`` (None without pairs), ``n`` (the number of pairs) and ``bins``: per bin its
+    ``lower`` and ``upper`` edge, ``count``, ``confidence`` (mean) and ``accuracy`` (None when empty).
+    Confidence 1.0 falls in the last bin. Confidences outside [0, 1] raise a ValueError.
+    """
+    check_int("n_bins", n_bins)
+    conf = numpy.asarray(confidences, dtype=numpy.float64).reshape(-1)
+    hits = numpy.asarray(correct, dtype=numpy.float64).reshape(-1)
+    if len(conf) != len(hits):
+        raise ValueError(f"Got {len(conf)} confidences but {len(hits)} correctness values")
+    if len(conf) and (not numpy.isfinite(conf).all() or conf.min() < 0 or conf.max() > 1):
+        raise ValueError(f"Confidences must lie in [0, 1], got {conf.min()}..{conf.max()}")
+    edges = numpy.linspace(0.0, 1.0, n_bins + 1)
+    which = numpy.clip((conf * n_bins).astype(numpy.int64), 0, n_bins - 1)
+    counts = numpy.bincount(which, minlength=n_bins)
+    sum_conf = numpy.bincount(which, weights=conf, minlength=n_bins)
+    sum_hits = numpy.bincount(which, weights=hits, minlength=n_bins)
+    filled = counts > 0
+    mean_conf = numpy.divide(sum_conf, counts, out=numpy.zeros(n_bins), where=filled)
+    accuracy = numpy.divide(sum_hits, counts, out=numpy.zeros(n_bins), where=filled)
+    ece = float((counts * numpy.abs(accuracy - mean_conf)).sum() / len(conf)) if len(conf) else None
+    bins = [
+        {
+            "lower": float(edges[b]),
+            "upper": float(edges[b + 1]),
+            "count": int(counts[b]),
+            "confidence": float(mean_conf[b]) if filled[b] else None,
+            "accuracy": float(accuracy[b]) if filled[b] else None,
+        }
+        for b in range(n_bins)
+    ]
+    return {"ece": ece, "n": int(len(conf)), "bins": bins}
+
+
+def pool_bins(bin_lists: Iterable[List[Dict[str, Any]]]) -> Dict[str, Any]:
+    """One reliability table from several runs' bins (same edges), weighted by counts, with its ECE."""
+    pooled: List[Dict[str, Any]] = []
+    for bins in bin_lists:
+        if not pooled:
+            pooled = [{**b, "sum_conf": 0.0, "sum_hits": 0.0, "count": 0} for b in bins]
+        if [(b["lower"], b["upper"]) for b in bins] != [(b["lower"], b["upper"]) for b in pooled]:
+            raise ValueError("Cannot pool reliability bins with different edges")
+        for into, b in zip(pooled, bins):
+            if b["count"]:
+                into["count"] += b["count"]
+                into["sum_conf"] += b["confidence"] * b["count"]
+                into["sum_hits"] += b["accuracy"] * b["count"]
+    total = sum(b["count"] for b in pooled)
+    out = []
+    for b in pooled:
+        n = b["count"]
+        out.append(
+            {
+                "lower": b["lower"],
+                "upper": b["upper"],
+                "count": n,
+                "confidence": b["sum_conf"] / n if n else None,
+                "accuracy": b["sum_hits"] / n if n else None,
+            }
+        )
+    ece = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in out if b["count"]) / total if total else None
+    return {"ece": ece, "n": total, "bins": out}
+
+
+def span_confidence_pairs(pairs: Iterable[Tuple[Doc, Doc]], key: str) -> Tuple[List[float], List[bool]]:
+    """(confidences, correct) of the spans in each predicted Doc's ``doc.spans[key]`` against the
+    gold Doc's ``ents``; a predicted Doc without the group (or its scores) raises a ValueError."""
+    confidences: List[float] = []
+    correct: List[bool] = []
+    for predicted, gold in pairs:
+        if key not in predicted.spans or "scores" not in predicted.spans[key].attrs:
+            raise ValueError(
+                f"A predicted Doc has no span confidences in doc.spans[{key!r}].attrs['scores']: "
+                "is the component a seqlab tagger of that name?"
+            )
+        group = predicted.spans[key]
+        truth = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
+        confidences.extend(float(s) for s in group.attrs["scores"])
+        correct.extend((s.start_char, s.end_char, s.label_) in truth for s in group)
+    return confidences, correct
