@@ -144,9 +144,20 @@ def _seqlab_table(pipe: SequenceTagger, hf_model: HFModel) -> Dict[str, Any]:
         "stride": windows.stride,
         "repeat": windows.repeat,
         "scheme": pipe.cfg["scheme"],
+        # Decoding is the user's: the head gives per-token scores; with "crf", its learned transitions too.
+        "decoder": pipe.decoder,
+        "crf": _crf_transitions(pipe),
         "dtype": str(next(hf_model.base_model.parameters()).dtype).replace("torch.", ""),
         "source": hf_model.settings.name,
     }
+
+
+def _crf_transitions(pipe: SequenceTagger) -> Optional[Dict[str, Any]]:
+    """A CRF tagger's transition, start and end scores (tag ids as in ``id2label``), or None."""
+    if pipe.decoder != "crf":
+        return None
+    layer = pipe.model.get_ref("crf")
+    return {name: pipe.model.ops.to_numpy(layer.get_param(name)).tolist() for name in ("pairs", "start", "end")}
 
 
 def _bare(model: torch.nn.Module) -> torch.nn.Module:

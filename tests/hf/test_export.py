@@ -23,12 +23,12 @@ TEXTS = [
 TOLERANCE = 1e-4
 
 
-def _trained_nlp(model_dir, tmp_path, *, unmask, lora, pooling="first", repeat=0, exit_layer=None):
+def _trained_nlp(model_dir, tmp_path, *, unmask, lora, pooling="first", repeat=0, exit_layer=None, decoder="viterbi"):
     """A tagger with random (non-zero) LoRA and head weights, saved and loaded back as users do."""
     nlp = spacy.blank("en")
     backbone = {"name": str(model_dir), "unmask": unmask, "lora": lora, "pooling": pooling, "window": 32, "stride": 24}
     backbone.update(repeat=repeat, exit_layer=exit_layer)
-    nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": backbone}})
+    nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": backbone, "decoder": decoder}})
     docs = [Doc(nlp.vocab, words=["Alice", "met", "Bob"], ents=["B-PER", "O", "B-PER"])]
     docs.append(Doc(nlp.vocab, words=["in", "Paris", "City"], ents=["O", "B-LOC", "I-LOC"]))
     nlp.initialize(lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
@@ -153,6 +153,18 @@ def test_adapter_without_base_loads_on_a_given_base(tiny_model_dir, tmp_path):
     assert _max_difference(expected, _plain_scores(model, tokenizer, nlp, docs, "first")) < TOLERANCE
     with pytest.raises(ExportError, match="not an empty folder"):
         export_tagger(nlp, "seqlab_bidir_tagger", out)
+
+
+def test_a_crf_taggers_transitions_are_exported_with_its_decoder(tiny_model_dir, tmp_path):
+    nlp = _trained_nlp(tiny_model_dir("llama"), tmp_path, unmask="none", lora=None, decoder="crf")
+    pipe = nlp.get_pipe("seqlab_bidir_tagger")
+    crf = pipe.model.get_ref("crf")
+    crf.set_param("pairs", crf.ops.asarray2f(numpy.random.default_rng(1).normal(size=crf.get_param("pairs").shape)))
+    export_tagger(nlp, "seqlab_bidir_tagger", tmp_path / "export", include_base=False)
+    table = json.loads((tmp_path / "export" / "config.json").read_text())["seqlab"]
+    assert table["decoder"] == "crf"
+    numpy.testing.assert_allclose(table["crf"]["pairs"], crf.get_param("pairs"), rtol=1e-6)
+    assert len(table["crf"]["start"]) == len(table["crf"]["end"]) == len(pipe.labels) * 2 + 1
 
 
 def test_base_is_recorded_by_hub_name_and_revision_never_by_a_local_path(tmp_path):
