@@ -3,7 +3,7 @@
 One token per line, a tag in one column; sentences are separated by blank lines (or lines
 holding only whitespace, as WNUT-16's single-TAB lines). ``-DOCSTART-`` lines (CoNLL-2003)
 start a new document and are not sentences. Columns are split on tabs when a line has a
-tab, else on runs of spaces.
+tab, else on runs of spaces; every token line of a file has the same number of columns.
 
 Every format problem raises :class:`ConllFormatError` with a ``path:line:`` prefix, so a
 bad line in a 200k-line file can be found without a stack trace.
@@ -94,6 +94,9 @@ def _iter_sentences(path: Path, word_column: int, tag_column: int, chunk_tags: b
     words: List[str] = []
     tags: List[str] = []
     first_line = 0
+    # Every token line has the column count of the file's first one: a line missing a column would
+    # otherwise shift which column ``tag_column`` reads (a chunk tag taken as an entity label).
+    n_columns = first_token_line = 0
     document = 0
     document_has_sentences = False
 
@@ -134,6 +137,15 @@ def _iter_sentences(path: Path, word_column: int, tag_column: int, chunk_tags: b
                     line_number,
                     f"too few columns: found {len(columns)}, need a word column ({word_column}) "
                     f"and a separate tag column ({tag_column})",
+                )
+            if not n_columns:
+                n_columns, first_token_line = len(columns), line_number
+            elif len(columns) != n_columns:
+                raise ConllFormatError(
+                    path,
+                    line_number,
+                    f"{len(columns)} columns, but the file's token lines have {n_columns} "
+                    f"(as line {first_token_line}): a column is missing or extra",
                 )
             word, tag = columns[word_index], columns[tag_index]
             if not word:
