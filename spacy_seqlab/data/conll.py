@@ -81,13 +81,32 @@ def read_conll(
 
 
 def check_conll_path(path: PathLike) -> Path:
-    """``path`` as a Path if it is an existing file, else a :class:`ConllFormatError` (line 0)."""
+    """``path`` as a Path if it is an existing text file, else a :class:`ConllFormatError` (line 0);
+    a spaCy DocBin (``.spacy``) is named as such, with the reader that reads it."""
     path = Path(path)
     if not path.exists():
         raise ConllFormatError(path, 0, "file not found")
     if not path.is_file():
         raise ConllFormatError(path, 0, "not a file")
+    if is_docbin(path):
+        raise ConllFormatError(
+            path,
+            0,
+            'a spaCy DocBin (.spacy), not a CoNLL text file: read it with @readers = "spacy.Corpus.v1" '
+            "(what the shipped configs use for paths.train/paths.dev); spacy_seqlab.ConllCorpus.v1 reads CoNLL text",
+        )
     return path
+
+
+def is_docbin(path: Path) -> bool:
+    """Whether ``path`` holds a spaCy DocBin: named ``.spacy``, or zlib-compressed bytes (what
+    ``DocBin.to_disk`` writes) that are not UTF-8 text."""
+    if path.suffix == ".spacy":
+        return True
+    with path.open("rb") as file:
+        head = file.read(2)
+    # A zlib stream starts with 0x78 and a header whose 16-bit value is a multiple of 31.
+    return len(head) == 2 and head[0] == 0x78 and int.from_bytes(head, "big") % 31 == 0 and head[1] >= 0x80
 
 
 def _iter_sentences(path: Path, word_column: int, tag_column: int, chunk_tags: bool) -> Iterator[ConllSentence]:

@@ -191,6 +191,7 @@ def _ents(nlp, texts):
 def test_shipped_config_trains_with_annotating_components_and_packages(tiny_model_dir, tmp_path):
     """configs/multitask_minilm_wnut16_cpu.cfg (POS, DEP and OIE signals from frozen upstream pipes), tiny backbone."""
     config = Path(__file__).parents[2] / "configs" / "multitask_minilm_wnut16_cpu.cfg"
+    _run(["-m", "spacy_seqlab", "wnut16", str(tmp_path / "corpus")])
     _run(
         [
             "-m",
@@ -199,6 +200,10 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
             str(config),
             "--output",
             str(tmp_path / "out"),
+            "--paths.train",
+            str(tmp_path / "corpus" / "train.spacy"),
+            "--paths.dev",
+            str(tmp_path / "corpus" / "dev.spacy"),
             "--components.seqlab_ner.model.backbone.name",
             str(tiny_model_dir("bert")),
             "--corpora.train.limit",
@@ -216,7 +221,6 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
     assert nlp.pipe_names == ["tok2vec", "tagger", "attribute_ruler", "parser", "oie", "seqlab_ner"]
     assert set(nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]) == {"pos", "dep", "oie"}
 
-    _run(["-m", "spacy_seqlab", "wnut16", str(tmp_path / "corpus")])
     result = _run(
         [
             "-m",
