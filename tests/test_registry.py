@@ -80,6 +80,6 @@ def test_everything_registered_has_an_entry_point():
     declared = {name for _, name in _declared()}
     from spacy_llm.registry import registry as llm_registry
 
-    for reg_name in ("architectures", "scorers", "readers", "misc", "llm_tasks", "llm_models"):
+    for reg_name in ("architectures", "scorers", "readers", "callbacks", "misc", "llm_tasks", "llm_models"):
         names = {n for n in getattr(llm_registry, reg_name).get_all() if n.startswith("spacy_seqlab.")}
         assert names <= declared, f"{reg_name}: {sorted(names - declared)} lack an entry point in setup.cfg"
