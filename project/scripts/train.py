@@ -1,6 +1,6 @@
 """Train one system with `spacy train`, timing it: the project's wrapper around spaCy's trainer.
 
-    python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--paths.train PATH ...] [--set key=value ...]
+    python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--paths.train PATH] [--set key=value]
 
 Config overrides are given as `spacy train` takes them (`--paths.train corpus/train.spacy`) or as
 `--set key=value` (values parsed as JSON when they can be, else strings).
