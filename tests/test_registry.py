@@ -15,6 +15,7 @@ GROUPS = (
     "spacy_architectures",
     "spacy_scorers",
     "spacy_readers",
+    "spacy_callbacks",
     "spacy_misc",
     "spacy_cli",
     "thinc_llm_tasks",  # spacy-llm creates its registries in thinc's namespace
