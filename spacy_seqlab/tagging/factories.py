@@ -25,8 +25,8 @@ from .signals import SignalSettings
 
 # The factories' static declaration; each component declares its own from its target and signals.
 ASSIGNS = ["doc.ents", "doc.spans", "token.tag", "token.pos"]
-# Signal sources (their attribute) set by upstream pipes, and the attribute spaCy's pipes declare
-# assigning; other token attributes (lexical ones) need no pipe.
+# The signal sources that upstream pipes set, as spaCy's pipes declare them in their `assigns`;
+# other token attributes (lexical ones, such as a word's shape) need no pipe.
 SOURCE_ATTRIBUTES = {
     "POS": "token.pos",
     "TAG": "token.tag",
@@ -104,10 +104,11 @@ def signal_requires(signals: Dict[str, SignalSettings]) -> List[str]:
     for signal in signals.values():
         if not signal.embeds:
             continue
-        if signal.source.startswith("spans:"):
+        attribute = signal.source.partition(":")[0]  # POS, MORPH (of MORPH:Tense), spans (of spans:KEY)
+        if attribute == "spans":
             requires.append("doc.spans")
-        elif signal.source.partition(":")[0] in SOURCE_ATTRIBUTES:
-            requires.append(SOURCE_ATTRIBUTES[signal.source.partition(":")[0]])
+        elif attribute in SOURCE_ATTRIBUTES:
+            requires.append(SOURCE_ATTRIBUTES[attribute])
     return requires
 
 
