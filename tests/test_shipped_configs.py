@@ -18,8 +18,9 @@ from spacy_seqlab.data.conll import read_conll, select_split, sentences_to_docs
 from spacy_seqlab.data.resources import wnut16_path
 
 ROOT = Path(__file__).parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.cfg")) + sorted((ROOT / "project" / "configs").glob("*.cfg"))
-OIE_CONFIGS = [ROOT / "configs" / "multitask_minilm_wnut16_cpu.cfg", ROOT / "configs" / "multitask_roberta_gpu.cfg"]
+SHIPPED = sorted((ROOT / "configs").glob("*.cfg"))
+# The project's own config too (spaCy's ner on spacy-transformers).
+CONFIGS = SHIPPED + sorted((ROOT / "project" / "configs").glob("*.cfg"))
 
 
 def _id(path: Path) -> str:
@@ -116,7 +117,28 @@ def test_training_reads_paths_and_shows_its_own_scores_as_epochs_advance(tiny_mo
     assert [(int(row[0]), int(row[1])) for row in rows] == [(0, 0), (3, 3), (6, 6)]
 
 
-@pytest.mark.parametrize("path", OIE_CONFIGS, ids=_id)
+def _tiny_model_overrides(path: Path, tiny_model_dir) -> Dict[str, object]:
+    """Overrides that put a tiny random model in place of each seqlab component's model (CPU, no 4-bit)."""
+    overrides: Dict[str, object] = {}
+    components = load_config(path, interpolate=False)["components"]
+    for name, block in components.items():
+        if not block.get("factory", "").startswith("seqlab_") or "model" not in block:
+            continue
+        model = block["model"].get("backbone", block["model"])
+        prefix = f"components.{name}.model" + (".backbone" if "backbone" in block["model"] else "")
+        encoder = block["factory"] == "seqlab_multitask_ner"
+        overrides[f"{prefix}.name"] = str(tiny_model_dir("bert" if encoder else "llama"))
+        unmask = model.get("unmask", "none")
+        if set(unmask) <= {"0", "1"} and len(unmask) > 2:  # groups the tiny model's 2 layers cannot take
+            overrides[f"{prefix}.unmask"] = "01"
+        if model.get("load_in_4bit"):
+            overrides[f"{prefix}.load_in_4bit"] = False
+        if block.get("max_prompt_tokens", 0) > 512:  # the tiny model's positions
+            overrides[f"components.{name}.max_prompt_tokens"] = 512
+    return overrides
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=_id)
 def test_debug_data_runs_and_leaves_the_frozen_pipes_unchanged(path, tiny_model_dir, tmp_path, monkeypatch, capsys):
     paths = _wnut16_docbins(tmp_path, 24, 8)
     frozen = load_config(path, interpolate=False)["training"]["frozen_components"]
@@ -130,18 +152,16 @@ def test_debug_data_runs_and_leaves_the_frozen_pipes_unchanged(path, tiny_model_
         return nlp
 
     monkeypatch.setattr(spacy.util, "load_model_from_config", loading_and_recording)
-    overrides = {
-        "paths.train": str(paths["train"]),
-        "paths.dev": str(paths["dev"]),
-        "components.seqlab_ner.model.backbone.name": str(tiny_model_dir("bert")),
-    }
+    overrides = {"paths.train": str(paths["train"]), "paths.dev": str(paths["dev"])}
+    overrides.update(_tiny_model_overrides(path, tiny_model_dir))
     with pytest.raises(SystemExit):  # spaCy's own data checks: fewer than 2,000 docs is an error
         debug_data(path, config_overrides=overrides, silent=False)
     output = capsys.readouterr().out
     assert "Pipeline can be initialized with data" in output and "Corpus is loadable" in output
     nlp = seen["nlp"]
-    assert nlp.disabled == [] and "seqlab_ner" in nlp.pipe_names
+    assert nlp.disabled == []
     for name in frozen:
         assert nlp.get_pipe(name).to_bytes(exclude=["vocab"]) == seen["before"][name], name
-    # The tagger learned its OIE signal from relations found on the intact upstream annotations.
-    assert "B-REL" in nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]["oie"]
+    if "oie" in nlp.pipe_names:
+        # The tagger learned its OIE signal from relations found on the intact upstream annotations.
+        assert "B-REL" in nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]["oie"]
