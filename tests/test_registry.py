@@ -15,6 +15,7 @@ GROUPS = (
     "spacy_architectures",
     "spacy_scorers",
     "spacy_readers",
+    "spacy_callbacks",
     "spacy_misc",
     "spacy_cli",
     "thinc_llm_tasks",  # spacy-llm creates its registries in thinc's namespace
@@ -80,6 +81,6 @@ def test_everything_registered_has_an_entry_point():
     declared = {name for _, name in _declared()}
     from spacy_llm.registry import registry as llm_registry
 
-    for reg_name in ("architectures", "scorers", "readers", "misc", "llm_tasks", "llm_models"):
+    for reg_name in ("architectures", "scorers", "readers", "callbacks", "misc", "llm_tasks", "llm_models"):
         names = {n for n in getattr(llm_registry, reg_name).get_all() if n.startswith("spacy_seqlab.")}
         assert names <= declared, f"{reg_name}: {sorted(names - declared)} lack an entry point in setup.cfg"

@@ -102,6 +102,8 @@ def train_and_evaluate(
 
 def common_overrides(args: argparse.Namespace, seed: int, steps: int) -> Dict[str, Any]:
     return {
+        "paths.train": str(args.train),
+        "paths.dev": str(args.dev),
         "corpora.train.limit": args.train_size,
         "corpora.dev.limit": args.dev_size,
         "system.seed": seed,
@@ -330,6 +332,8 @@ def main() -> None:
     parser.add_argument("--encoder-steps", type=int, default=300)
     parser.add_argument("--bidir-steps", type=int, default=150)
     parser.add_argument("--sft-steps", type=int, default=150)
+    parser.add_argument("--train", type=Path, default=Path("corpus/train.spacy"), help="Train DocBin (c2, c3)")
+    parser.add_argument("--dev", type=Path, default=Path("corpus/dev.spacy"), help="Dev DocBin (c2, c3)")
     parser.add_argument("--test", type=Path, default=Path("corpus/test.spacy"))
     parser.add_argument("--test-sft", type=Path, default=Path("corpus/test_sft.spacy"))
     parser.add_argument(

@@ -1,8 +1,9 @@
 """Train one system with `spacy train`, timing it: the project's wrapper around spaCy's trainer.
 
-    python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--set key=value ...]
+    python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--paths.train PATH] [--set key=value]
 
-`--set` takes spaCy config overrides (values parsed as JSON when they can be, else strings).
+Config overrides are given as `spacy train` takes them (`--paths.train corpus/train.spacy`) or as
+`--set key=value` (values parsed as JSON when they can be, else strings).
 `--steps N` trains for exactly N steps and evaluates at the last one: it sets `training.max_epochs` to 0 and
 `training.max_steps`, `training.eval_frequency` and the schedule's `training.optimizer.learn_rate.total_steps`
 to N (spaCy also evaluates at step 0); a `--set` of one of them wins.
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config
@@ -62,8 +64,8 @@ def main() -> None:
     parser.add_argument(
         "--no-train", action="store_true", help="Only initialize (e.g. in-context learning without fine-tuning)"
     )
-    args = parser.parse_args()
-    overrides = parse_overrides(args.overrides)
+    args, spacy_overrides = parser.parse_known_args()
+    overrides = {**parse_config_overrides(spacy_overrides), **parse_overrides(args.overrides)}
     if args.steps is not None:
         overrides = {**step_overrides(args.steps), **overrides}
     args.output.mkdir(parents=True, exist_ok=True)

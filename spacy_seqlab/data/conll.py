@@ -3,7 +3,7 @@
 One token per line, a tag in one column; sentences are separated by blank lines (or lines
 holding only whitespace, as WNUT-16's single-TAB lines). ``-DOCSTART-`` lines (CoNLL-2003)
 start a new document and are not sentences. Columns are split on tabs when a line has a
-tab, else on runs of spaces.
+tab, else on runs of spaces; every token line of a file has the same number of columns.
 
 Every format problem raises :class:`ConllFormatError` with a ``path:line:`` prefix, so a
 bad line in a 200k-line file can be found without a stack trace.
@@ -81,19 +81,41 @@ def read_conll(
 
 
 def check_conll_path(path: PathLike) -> Path:
-    """``path`` as a Path if it is an existing file, else a :class:`ConllFormatError` (line 0)."""
+    """``path`` as a Path if it is an existing text file, else a :class:`ConllFormatError` (line 0);
+    a spaCy DocBin (``.spacy``) is named as such, with the reader that reads it."""
     path = Path(path)
     if not path.exists():
         raise ConllFormatError(path, 0, "file not found")
     if not path.is_file():
         raise ConllFormatError(path, 0, "not a file")
+    if is_docbin(path):
+        raise ConllFormatError(
+            path,
+            0,
+            'a spaCy DocBin (.spacy), not a CoNLL text file: read it with @readers = "spacy.Corpus.v1" '
+            "(what the shipped configs use for paths.train/paths.dev); spacy_seqlab.ConllCorpus.v1 reads CoNLL text",
+        )
     return path
+
+
+def is_docbin(path: Path) -> bool:
+    """Whether ``path`` holds a spaCy DocBin: named ``.spacy``, or zlib-compressed bytes (what
+    ``DocBin.to_disk`` writes) that are not UTF-8 text."""
+    if path.suffix == ".spacy":
+        return True
+    with path.open("rb") as file:
+        head = file.read(2)
+    # A zlib stream starts with 0x78 and a header whose 16-bit value is a multiple of 31.
+    return len(head) == 2 and head[0] == 0x78 and int.from_bytes(head, "big") % 31 == 0 and head[1] >= 0x80
 
 
 def _iter_sentences(path: Path, word_column: int, tag_column: int, chunk_tags: bool) -> Iterator[ConllSentence]:
     words: List[str] = []
     tags: List[str] = []
     first_line = 0
+    # Every token line has the column count of the file's first one: a line missing a column would
+    # otherwise shift which column ``tag_column`` reads (a chunk tag taken as an entity label).
+    n_columns = first_token_line = 0
     document = 0
     document_has_sentences = False
 
@@ -134,6 +156,15 @@ def _iter_sentences(path: Path, word_column: int, tag_column: int, chunk_tags: b
                     line_number,
                     f"too few columns: found {len(columns)}, need a word column ({word_column}) "
                     f"and a separate tag column ({tag_column})",
+                )
+            if not n_columns:
+                n_columns, first_token_line = len(columns), line_number
+            elif len(columns) != n_columns:
+                raise ConllFormatError(
+                    path,
+                    line_number,
+                    f"{len(columns)} columns, but the file's token lines have {n_columns} "
+                    f"(as line {first_token_line}): a column is missing or extra",
                 )
             word, tag = columns[word_index], columns[tag_index]
             if not word:

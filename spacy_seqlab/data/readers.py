@@ -1,6 +1,8 @@
 """spaCy corpus readers for CoNLL-style files and the packaged WNUT-16 data.
 
-Use them in a training config instead of converting to ``.spacy`` first::
+The shipped configs read ``.spacy`` DocBins from ``paths`` with ``spacy.Corpus.v1``, as spaCy
+users expect; these readers are the explicit alternative, put in a config to read text without
+converting it first (a DocBin given to the CoNLL reader is an error naming ``spacy.Corpus.v1``)::
 
     [corpora.train]
     @readers = "spacy_seqlab.ConllCorpus.v1"

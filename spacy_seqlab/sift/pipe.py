@@ -31,6 +31,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
 from ..core.pipe import DEFAULT_SCORE_WEIGHTS, LabeledPipe, Part
+from ..core.pipe_meta import declare_pipe_attributes, target_assigns
 from ..core.scoring import make_seqeval_scorer
 from ..core.settings import config_defaults, registered_with
 from ..core.targets import Target
@@ -347,4 +348,6 @@ def make_sift_labeler(
     nlp: Language, name: str, model: Model, target: str, scorer: Optional[Callable], settings: SiftSettings
 ) -> SiftLabeler:
     """Generative span labeling with a causal LM fine-tuned on in-context prompts (SIFT)."""
-    return SiftLabeler(nlp.vocab, model, name, target=target, settings=settings, scorer=scorer)
+    labeler = SiftLabeler(nlp.vocab, model, name, target=target, settings=settings, scorer=scorer)
+    declare_pipe_attributes(nlp, "seqlab_llm_sft", assigns=target_assigns(target))
+    return labeler

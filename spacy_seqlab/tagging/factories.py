@@ -11,17 +11,31 @@ differ only in their default model.
 Either takes any backbone and any signals: only the defaults differ.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional
 
 from spacy.language import Language
 from thinc.api import Config
 
 from ..core.pipe import DEFAULT_SCORE_WEIGHTS
+from ..core.pipe_meta import declare_pipe_attributes, target_assigns
 from ..core.settings import config_defaults, registered_with
-from .model import TaggerModel, TaggerSettings
+from .model import SIGNALS_ATTR, TaggerModel, TaggerSettings, tagger_signals
 from .pipe import SequenceTagger, TargetSettings
+from .signals import SignalSettings
 
+# The factories' static declaration; each component declares its own from its target and signals.
 ASSIGNS = ["doc.ents", "doc.spans", "token.tag", "token.pos"]
+# The signal sources that upstream pipes set, as spaCy's pipes declare them in their `assigns`;
+# other token attributes (lexical ones, such as a word's shape) need no pipe.
+SOURCE_ATTRIBUTES = {
+    "POS": "token.pos",
+    "TAG": "token.tag",
+    "DEP": "token.dep",
+    "ENT_IOB": "token.ent_iob",
+    "ENT_TYPE": "token.ent_type",
+    "MORPH": "token.morph",
+    "LEMMA": "token.lemma",
+}
 
 BIDIR_MODEL_CONFIG = """
 [model]
@@ -74,10 +88,28 @@ def _preset(factory: str, model_config: str, doc: str) -> Callable[..., Sequence
     def make_tagger(
         nlp: Language, name: str, model: TaggerModel, scorer: Optional[Callable], settings: TargetSettings
     ) -> SequenceTagger:
-        return SequenceTagger(nlp.vocab, model, name, settings=settings, scorer=scorer)
+        tagger = SequenceTagger(nlp.vocab, model, name, settings=settings, scorer=scorer)
+        requires = signal_requires(tagger_signals(model) if SIGNALS_ATTR in model.attrs else {})
+        declare_pipe_attributes(nlp, factory, requires=requires, assigns=target_assigns(settings.target))
+        return tagger
 
     make_tagger.__doc__ = doc
     return make_tagger
+
+
+def signal_requires(signals: Dict[str, SignalSettings]) -> List[str]:
+    """What the embedded signals need from upstream pipes at prediction time (a head-only signal
+    is read in training alone, from the annotating components)."""
+    requires = []
+    for signal in signals.values():
+        if not signal.embeds:
+            continue
+        attribute = signal.source.partition(":")[0]  # POS, MORPH (of MORPH:Tense), spans (of spans:KEY)
+        if attribute == "spans":
+            requires.append("doc.spans")
+        elif attribute in SOURCE_ATTRIBUTES:
+            requires.append(SOURCE_ATTRIBUTES[attribute])
+    return requires
 
 
 make_bidir_tagger = _preset(

@@ -137,6 +137,18 @@ def test_format_errors_name_file_and_line(tmp_path, text, columns, line, problem
     assert error.value.line == line
 
 
+def test_a_line_missing_a_column_is_an_error_not_a_shifted_tag(tmp_path):
+    # Line 5 lacks its NER column: read as before, its chunk tag I-NP would become an entity label.
+    text = CONLL2003_IOB1.replace("German JJ I-NP I-MISC", "German JJ I-NP")
+    path = write(tmp_path, text)
+    with pytest.raises(ConllFormatError) as error:
+        list(read_conll(path))
+    assert str(error.value).startswith(f"{path}:5: 3 columns, but the file's token lines have 4 (as line 3)")
+    # An extra column is as wrong as a missing one; tab-separated files count empty columns too.
+    with pytest.raises(ConllFormatError, match=r":2: 3 columns, but the file's token lines have 2"):
+        list(read_conll(write(tmp_path, "a\tO\nb\tX\tO\n")))
+
+
 def test_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("a\tO\n".encode() + "caf\xe9\tO\n".encode("latin-1"))

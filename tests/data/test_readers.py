@@ -155,3 +155,16 @@ def test_reader_feeds_spacy_ner_training(conll_file):
     # The gold was aligned to spaCy's own tokens ("do", "n't"), so the model learnt the data.
     predicted = [[(e.text, e.label_) for e in nlp(text).ents] for text in ("Ann don't go", "Bob Lee won't", "Paris")]
     assert predicted == [[("Ann", "PER")], [("Bob Lee", "PER")], [("Paris", "LOC")]]
+
+
+def test_a_docbin_given_to_the_conll_reader_names_spacy_corpus(conll_file, tmp_path):
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docs = [eg.reference for eg in create_conll_corpus(conll_file, split="all")(nlp)]
+    named, unnamed = tmp_path / "train.spacy", tmp_path / "train.bin"
+    DocBin(docs=docs).to_disk(named)
+    unnamed.write_bytes(named.read_bytes())
+    for path in (named, unnamed):
+        with pytest.raises(ValueError, match=rf'^{path}:0: a spaCy DocBin .*@readers = "spacy.Corpus.v1"'):
+            create_conll_corpus(path)

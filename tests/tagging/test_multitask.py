@@ -191,6 +191,7 @@ def _ents(nlp, texts):
 def test_shipped_config_trains_with_annotating_components_and_packages(tiny_model_dir, tmp_path):
     """configs/multitask_minilm_wnut16_cpu.cfg (POS, DEP and OIE signals from frozen upstream pipes), tiny backbone."""
     config = Path(__file__).parents[2] / "configs" / "multitask_minilm_wnut16_cpu.cfg"
+    _run(["-m", "spacy_seqlab", "wnut16", str(tmp_path / "corpus")])
     _run(
         [
             "-m",
@@ -199,6 +200,10 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
             str(config),
             "--output",
             str(tmp_path / "out"),
+            "--paths.train",
+            str(tmp_path / "corpus" / "train.spacy"),
+            "--paths.dev",
+            str(tmp_path / "corpus" / "dev.spacy"),
             "--components.seqlab_ner.model.backbone.name",
             str(tiny_model_dir("bert")),
             "--corpora.train.limit",
@@ -216,7 +221,6 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
     assert nlp.pipe_names == ["tok2vec", "tagger", "attribute_ruler", "parser", "oie", "seqlab_ner"]
     assert set(nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]) == {"pos", "dep", "oie"}
 
-    _run(["-m", "spacy_seqlab", "wnut16", str(tmp_path / "corpus")])
     result = _run(
         [
             "-m",
@@ -281,3 +285,28 @@ def test_shipped_config_trains_with_annotating_components_and_packages(tiny_mode
     env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"}
     out = _run(["-c", script], env=env)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[list(s) for s in doc] for doc in expected]
+
+
+def test_pipe_analysis_reads_requires_from_the_signals_and_assigns_from_the_target(tiny_model_dir, capsys):
+    backbone = {"name": str(tiny_model_dir("bert"))}
+    signals = {
+        "pos": {"source": "POS", "mode": "embed"},
+        "dep": {"source": "DEP", "mode": "head"},  # read in training only: not required
+        "oie": {"source": "spans:oie_rel", "mode": "both"},
+    }
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqlab_multitask_ner", name="ner", config={"model": {"backbone": backbone, "signals": signals}})
+    nlp.add_pipe("seqlab_bidir_tagger", name="chunks", config={"model": {"backbone": backbone}, "target": "tag"})
+    analysis = nlp.analyze_pipes(pretty=True)
+    assert analysis["summary"]["ner"]["requires"] == ["token.pos", "doc.spans"]
+    assert analysis["summary"]["ner"]["assigns"] == ["doc.ents", "token.ent_iob", "token.ent_type"]
+    assert (analysis["summary"]["chunks"]["assigns"], analysis["summary"]["chunks"]["requires"]) == (["token.tag"], [])
+    assert analysis["problems"] == {"ner": ["token.pos", "doc.spans"], "chunks": []}
+    assert "'ner' requirements not met: token.pos, doc.spans" in capsys.readouterr().out
+    # With the pipes that set the signals before it, nothing is missing.
+    nlp.add_pipe("morphologizer", before="ner")
+    nlp.add_pipe("seqlab_oie", before="ner")
+    assert nlp.analyze_pipes()["problems"]["ner"] == []
+    # Each component keeps its own declaration; the factory's generic one is unchanged.
+    assert spacy.Language.get_factory_meta("seqlab_multitask_ner").requires == []
+    assert nlp.get_pipe_meta("ner").requires == ["token.pos", "doc.spans"]
