@@ -19,16 +19,19 @@ Layers are reached by name: ``backbone``, ``dropout``, ``output_layer``, ``embed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Dropout, Embed, Model, Softmax_v2
 from thinc.types import Floats2d
 
 from ..core.pipe import split_rows
-from ..core.settings import check_int, check_number, registered_with, setting
+from ..core.settings import check_choice, check_int, check_number, registered_with, setting
 from ..core.types import DocFeaturesModel
 from .signals import SignalSettings, SignalVocab, learn_values, signal_ids
 
+HEAD_INITS = ("prior", "zero")
+HEAD_INIT_ATTR = "head_init"
 SIGNALS_ATTR = "signals"  # {name: SignalSettings as a dict}, from the config
 VALUES_ATTR = "signal_values"  # {name: the values seen at initialize}, saved with the weights
 # The backbone's initialize needs only a few Docs (to size itself); the signals' values are learned from all.
@@ -57,6 +60,11 @@ class TaggerSettings:
         "The softmax heads start at zero and learn at this many times the learning rate (with a pre-trained "
         "backbone and a short budget they would otherwise barely move).",
     )
+    head_init: str = setting(
+        "prior",
+        "How the tag softmax starts: 'prior' (weights at zero, bias at the log frequency of each tag in the gold "
+        "tags given to initialize, so that no step is spent learning that most tokens are O) or 'zero'.",
+    )
     nO: Optional[int] = setting(None, "Number of tags; leave it null: it is set from the labels at initialize.")
     signals: Dict[str, Dict[str, Any]] = setting(
         help="Auxiliary signals by name, each a table of SignalSettings (source, mode, width, learn_rate_factor, "
@@ -67,6 +75,7 @@ class TaggerSettings:
     def __post_init__(self) -> None:
         check_number("dropout", self.dropout, low=0, high=1)
         check_number("head_learn_rate_factor", self.head_learn_rate_factor, low=0, low_open=True)
+        check_choice("head_init", self.head_init, HEAD_INITS)
         if self.nO is not None:
             check_int("nO", self.nO)
         if not isinstance(self.signals, dict):
@@ -108,7 +117,7 @@ def build_tagger(backbone: DocFeaturesModel, settings: TaggerSettings) -> Tagger
         init=_init,
         layers=list(refs.values()),
         refs=refs,
-        attrs={SIGNALS_ATTR: signals, VALUES_ATTR: {}},
+        attrs={SIGNALS_ATTR: signals, VALUES_ATTR: {}, HEAD_INIT_ATTR: settings.head_init},
     )
 
 
@@ -123,7 +132,8 @@ def signal_vocabs(model: Model) -> Dict[str, SignalVocab]:
     return {name: SignalVocab(values[name]) for name in model.attrs[SIGNALS_ATTR] if name in values}
 
 
-def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
+def _init(model: Model, X: Optional[List[Doc]] = None, Y: Optional[List[Any]] = None) -> None:
+    """Sizes and vocabularies from the Docs ``X``; ``Y``, gold tag ids per Doc (-1: none), for ``head_init``."""
     backbone = model.get_ref("backbone")
     backbone.initialize(X=list(X)[:BACKBONE_SAMPLE] if X is not None else None)
     width = backbone.get_dim("nO")
@@ -150,6 +160,15 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y: Any = None) -> None:
     output_layer = model.get_ref("output_layer")
     output_layer.set_dim("nI", n_input)
     output_layer.initialize()
+    if Y is not None and model.attrs.get(HEAD_INIT_ATTR, "zero") == "prior":
+        output_layer.set_param("b", model.ops.asarray1f(log_prior(Y, output_layer.get_dim("nO"))))
+
+
+def log_prior(gold: Any, n_tags: int) -> numpy.ndarray:
+    """Log frequency of each tag among gold tag ids (-1: no gold), add-one smoothed."""
+    ids = numpy.concatenate([numpy.asarray(g, dtype=numpy.int64).reshape(-1) for g in gold] or [numpy.zeros(0, int)])
+    counts = numpy.bincount(ids[ids >= 0], minlength=n_tags)[:n_tags].astype("float64") + 1.0
+    return numpy.log(counts / counts.sum()).astype("float32")
 
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[TaggerOutput, Callable]:

@@ -148,6 +148,7 @@ def test_presets_differ_only_in_their_default_model():
         "@architectures": "spacy_seqlab.Tagger.v1",
         "dropout": 0.1,
         "head_learn_rate_factor": 10.0,
+        "head_init": "prior",
         "nO": None,
         "signals": {},
     }
