@@ -9,6 +9,10 @@ each in one of two modes or both:
 * ``head`` (explicit multi-task): an auxiliary softmax over the signal's values on the backbone
   output, trained with its own loss; needed in training only.
 
+The tag softmax's bias starts at the log prior of the gold tags given to initialize as ``Y``
+(``head_init = "prior"``): from a uniform start a short fine-tuning budget went mostly on learning
+that nearly every token is ``O``, pushing the backbone towards that instead of the entities.
+
 The output is a :class:`TaggerOutput`: the tag probabilities, and each head's probabilities by
 signal name. Each signal's value vocabulary is learned by the model's initialize from the
 sample Docs it is given (annotated by the upstream pipes), and saved with the weights.
@@ -57,7 +61,7 @@ class TaggerSettings:
     dropout: float = setting(0.1, "Dropout on the features before each softmax, 0 <= dropout < 1.")
     head_learn_rate_factor: float = setting(
         10.0,
-        "The softmax heads start at zero and learn at this many times the learning rate (with a pre-trained "
+        "The softmax heads' weights start at zero and learn at this many times the learning rate (with a pre-trained "
         "backbone and a short budget they would otherwise barely move).",
     )
     head_init: str = setting(
@@ -84,7 +88,7 @@ class TaggerSettings:
 
 
 def head_layer(nO: Optional[int], learn_rate_factor: float) -> Model:
-    """A softmax layer, starting at zero, that learns at ``learn_rate_factor`` times the optimizer's rate."""
+    """A softmax layer starting at zero (weights and bias) that learns at ``learn_rate_factor`` times the rate."""
     layer = Softmax_v2(nO=nO)
     layer.attrs["lr_scale"] = float(learn_rate_factor)
     return layer
