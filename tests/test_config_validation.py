@@ -273,7 +273,7 @@ CASES = [
         {"model": {"signals": {"pos": {"source": "FOO"}}}},
         CONSTRUCT,
         r"signal source 'FOO'",
-        r"POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH, MORPH:Field, spans:KEY",
+        r"MORPH:Field, spans:KEY\. Lexical attributes: .*IS_TITLE.*SHAPE.*; set by upstream pipes: POS, TAG, DEP",
     ),
     (
         MULTI,
@@ -281,7 +281,7 @@ CASES = [
         {"model": {"signals": {"pos": {"mode": "head"}}}},
         CONSTRUCT,
         r"needs a source",
-        r"POS, TAG, DEP",
+        r"a spaCy token attribute \(e\.g\. SHAPE, IS_TITLE",
     ),
     (
         MULTI,
