@@ -255,6 +255,7 @@ CASES = [
         r"head_learn_rate_factor",
         r"float",
     ),
+    (MULTI, "head_init", {"model": {"head_init": "random"}}, CONSTRUCT, r"head_init", r"prior, zero"),
     (BIDIR, "nO", {"model": {"nO": 7}}, INITIALIZE, r"model\.nO = 7", r"leave nO unset"),
     (
         BIDIR,

@@ -52,8 +52,3 @@ def test_default_head_starts_at_the_prior_so_the_first_loss_is_the_priors(tiny_m
     assert losses["zero"] == pytest.approx(18 * numpy.log(5), rel=1e-5)
     expected = -(9 * numpy.log(10 / 23) + 6 * numpy.log(7 / 23) + 3 * numpy.log(4 / 23))
     assert losses["prior"] == pytest.approx(expected, rel=1e-5)
-
-
-def test_head_init_setting_is_checked(tiny_model_dir):
-    with pytest.raises(Exception, match="head_init"):
-        _initialized(tiny_model_dir, head_init="random")
