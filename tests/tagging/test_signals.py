@@ -1,5 +1,7 @@
 """Signals from any spaCy token attribute: lexical ones (casing, shape, affixes) and an upstream ner's."""
 
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
@@ -122,3 +124,20 @@ def test_signals_are_saved_and_loaded(tiny_model_dir):
     docs = [Doc(copy.vocab, words=["Alice", "lives", "in", "PARIS"], ents=["B-PERSON", "O", "O", "B-GPE"])]
     for a, b in zip(tagger.model.predict(docs).tags, loaded.model.predict(docs).tags):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_shipped_config_reads_entity_types_from_a_sourced_en_core_web_sm_ner(tiny_model_dir):
+    """configs/multitask_minilm_wnut16_casing_ner_cpu.cfg: IS_TITLE, SHAPE and ENT_TYPE signals, tiny backbone."""
+    from spacy.training.initialize import init_nlp
+    from spacy.util import load_config
+
+    path = Path(__file__).parents[2] / "configs" / "multitask_minilm_wnut16_casing_ner_cpu.cfg"
+    overrides = {"components.seqlab_ner.model.backbone.name": str(tiny_model_dir("bert")), "corpora.train.limit": 40}
+    nlp = init_nlp(load_config(path, overrides=overrides))
+    assert nlp.pipe_names == ["ner", "seqlab_ner"]
+    values = nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]
+    assert {"PERSON", "GPE", ""} <= set(values["ner"]) and {"0", "1"} == set(values["title"])
+    text = "Obama visited London with Angela Merkel ."
+    assert len(nlp(text)) == 7
+    with nlp.select_pipes(disable=["ner"]), pytest.raises(MissingSignalError, match="ENT_TYPE.*add an 'ner'"):
+        nlp(text)  # the tagger reads the ner's entity types: without it, an error naming it
