@@ -260,6 +260,7 @@ CASES = [
         r"head_learn_rate_factor",
         r"float",
     ),
+    (MULTI, "head_init", {"model": {"head_init": "random"}}, CONSTRUCT, r"head_init", r"prior, zero"),
     (BIDIR, "nO", {"model": {"nO": 7}}, INITIALIZE, r"model\.nO = 7", r"leave nO unset"),
     (
         BIDIR,
@@ -278,7 +279,7 @@ CASES = [
         {"model": {"signals": {"pos": {"source": "FOO"}}}},
         CONSTRUCT,
         r"signal source 'FOO'",
-        r"POS, TAG, DEP, ENT_IOB, ENT_TYPE, MORPH, MORPH:Field, spans:KEY",
+        r"MORPH:Field, spans:KEY\. Lexical attributes: .*IS_TITLE.*SHAPE.*; set by upstream pipes: POS, TAG, DEP",
     ),
     (
         MULTI,
@@ -286,7 +287,7 @@ CASES = [
         {"model": {"signals": {"pos": {"mode": "head"}}}},
         CONSTRUCT,
         r"needs a source",
-        r"POS, TAG, DEP",
+        r"a spaCy token attribute \(e\.g\. SHAPE, IS_TITLE",
     ),
     (
         MULTI,

@@ -40,7 +40,7 @@ from .decoding import DecodedDoc, decode
 from .model import BACKBONE_SAMPLE, DECODER_ATTR, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
 from .signals import MissingSignalError, SignalVocab, signal_gold
 
-# Docs run through the upstream pipes at initialize, for the signals' vocabularies.
+# Docs run through the upstream pipes at initialize, for the signals' vocabularies (and gold, for the head's prior).
 SIGNAL_SAMPLE = 500
 
 
@@ -249,8 +249,9 @@ class SequenceTagger(LabeledPipe):
             sample = self._annotated_sample(get_examples, nlp)
         else:
             sample = [eg.predicted for eg in islice(get_examples(), BACKBONE_SAMPLE)]
+        gold = self._gold_ids(list(islice(get_examples(), SIGNAL_SAMPLE)))  # for the head's prior
         try:
-            self.model.initialize(X=sample)
+            self.model.initialize(X=sample, Y=gold)
         except MissingSignalError as err:
             raise err.naming(self.name) from None
 

@@ -25,10 +25,10 @@ def _right_context_docs(nlp, n, seed=0):
     return docs
 
 
-def _tagger_nlp(model_dir, **backbone):
+def _tagger_nlp(model_dir, head_init="prior", **backbone):
     nlp = spacy.blank("en")
     settings = {"name": str(model_dir), "window": 32, "stride": 24, **backbone}
-    nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": settings}})
+    nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": settings, "head_init": head_init}})
     return nlp
 
 
@@ -46,7 +46,10 @@ def _train(nlp, docs, epochs=30, seed=0):
 def test_unmasked_decoder_learns_what_only_right_context_tells(tiny_model_dir):
     scores = {}
     for unmask in ("all", "none"):
-        nlp = _tagger_nlp(tiny_model_dir("llama"), unmask=unmask, lora=None)
+        # The tiny backbone is random, learned from scratch here: from the tags' prior (the default, made for
+        # pre-trained backbones) it predicts B-NEXT conservatively for longer (F 0.76 after these 30 epochs, 0.87
+        # from zero). This test is about unmasking, so its head starts at zero.
+        nlp = _tagger_nlp(tiny_model_dir("llama"), head_init="zero", unmask=unmask, lora=None)
         train = _right_context_docs(nlp, 64, seed=0)
         _train(nlp, train)
         test = [Example(nlp.make_doc(d.text), d) for d in _right_context_docs(nlp, 64, seed=1)]

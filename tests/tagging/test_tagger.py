@@ -149,6 +149,7 @@ def test_presets_differ_only_in_their_default_model():
         "dropout": 0.1,
         "head_learn_rate_factor": 10.0,
         "decoder": "viterbi",
+        "head_init": "prior",
         "nO": None,
         "signals": {},
     }
