@@ -126,13 +126,25 @@ def test_signals_are_saved_and_loaded(tiny_model_dir):
         numpy.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_shipped_config_reads_entity_types_from_a_sourced_en_core_web_sm_ner(tiny_model_dir):
+def test_shipped_config_reads_entity_types_from_a_sourced_en_core_web_sm_ner(tiny_model_dir, tmp_path):
     """configs/multitask_minilm_wnut16_casing_ner_cpu.cfg: IS_TITLE, SHAPE and ENT_TYPE signals, tiny backbone."""
+    from spacy.tokens import DocBin
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config
 
+    from spacy_seqlab.data.conll import read_conll, select_split, sentences_to_docs
+    from spacy_seqlab.data.resources import wnut16_path
+
+    sentences = select_split(list(read_conll(wnut16_path())), "train", seed=0)[:40]
+    DocBin(docs=sentences_to_docs(sentences, spacy.blank("en").vocab, target="ents", scheme="auto")).to_disk(
+        tmp_path / "train.spacy"
+    )
     path = Path(__file__).parents[2] / "configs" / "multitask_minilm_wnut16_casing_ner_cpu.cfg"
-    overrides = {"components.seqlab_ner.model.backbone.name": str(tiny_model_dir("bert")), "corpora.train.limit": 40}
+    overrides = {
+        "components.seqlab_ner.model.backbone.name": str(tiny_model_dir("bert")),
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "train.spacy"),
+    }
     nlp = init_nlp(load_config(path, overrides=overrides))
     assert nlp.pipe_names == ["ner", "seqlab_ner"]
     values = nlp.get_pipe("seqlab_ner").model.attrs["signal_values"]
