@@ -2,6 +2,7 @@
 for a seqlab tagger writing ``doc.ents`` the calibration of its span confidences (ECE, reliability bins).
 
 python scripts/evaluate.py MODEL DATA --name NAME --method M --setting S --output metrics/NAME.json
+    [--predictions PRED.spacy]   # the predicted Docs as a DocBin, for a paired bootstrap (report_full.py)
 """
 
 import argparse
@@ -9,6 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 import spacy
 from spacy.tokens import DocBin
@@ -31,39 +33,42 @@ def span_calibration(nlp, predicted, references):
     return {"component": taggers[-1], **calibration(confidences, correct)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", type=Path)
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--setting", default="")
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--gpu-id", type=int, default=-1)
-    args = parser.parse_args()
-    if args.gpu_id >= 0:
-        spacy.require_gpu(args.gpu_id)
-    nlp = spacy.load(args.model)
-    references = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+def evaluate_pipeline(
+    model: Path,
+    data: Path,
+    name: str,
+    method: str,
+    setting: str = "",
+    batch_size: int = 32,
+    predictions: Optional[Path] = None,
+    seed: Optional[int] = None,
+) -> Dict[str, Any]:
+    """The metrics of the pipeline in ``model`` on the DocBin ``data``; with ``predictions``, its
+    predicted Docs are saved there as a DocBin in test order (for a paired bootstrap)."""
+    nlp = spacy.load(model)
+    references = list(DocBin().from_disk(data).get_docs(nlp.vocab))
     texts = [doc.text for doc in references]
     cpu_start, wall_start = os.times(), time.perf_counter()
-    predicted = list(
-        tqdm(nlp.pipe(texts, batch_size=args.batch_size), total=len(texts), desc=f"evaluating {args.name}")
-    )
+    predicted = list(tqdm(nlp.pipe(texts, batch_size=batch_size), total=len(texts), desc=f"evaluating {name}"))
     wall = time.perf_counter() - wall_start
     cpu_end = os.times()
     cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
     examples = [Example(p, r) for p, r in zip(predicted, references)]
     scores = make_seqeval_scorer(target="ents", scheme="iob2")(examples)
     words = sum(len(doc) for doc in references)
-    meta = json.loads((args.model / "meta.json").read_text())
-    timing_path = args.model.parent / "train_time.json"
+    meta = json.loads((model / "meta.json").read_text())
+    timing_path = model.parent / "train_time.json"
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
-    result = {
-        "name": args.name,
-        "method": args.method,
-        "setting": args.setting,
+    if predictions is not None:
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+        DocBin(docs=predicted).to_disk(predictions)
+    return {
+        "name": name,
+        "method": method,
+        "setting": setting,
+        "seed": seed,
+        "test_data": str(data),
+        "predictions": str(predictions) if predictions is not None else None,
         "test_docs": len(references),
         "test_words": words,
         "p": scores["seqeval_p"],
@@ -77,12 +82,36 @@ def main() -> None:
         "words_per_cpu_second": words / cpu if cpu else None,
         "calibration": span_calibration(nlp, predicted, references),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+
+
+def write_metrics(result: Dict[str, Any], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
     print(
-        f"{args.name}: P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}, "
+        f"{result['name']}: P {result['p']:.3f} R {result['r']:.3f} F {result['f']:.3f}, "
         f"{result['words_per_second']:.0f} words/s"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--setting", default="")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--predictions", type=Path, help="Save the predicted Docs here as a DocBin (test order)")
+    parser.add_argument("--seed", type=int, help="The training seed, recorded in the metrics")
+    args = parser.parse_args()
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)
+    result = evaluate_pipeline(
+        args.model, args.data, args.name, args.method, args.setting, args.batch_size, args.predictions, args.seed
+    )
+    write_metrics(result, args.output)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--test-size", type=int, default=0, help="Tweets of the test split to keep (0: all 360)")
     parser.add_argument(
-        "--sft-test-size", type=int, default=120, help="The first N test docs, for the slow generative method"
+        "--sft-test-size", type=int, default=120, help="The first N test docs, for the slow generative method (0: all)"
     )
     parser.add_argument("--conll-train", default="", help="A CoNLL file to train on instead of WNUT-16")
     parser.add_argument("--conll-dev", default="", help="A CoNLL file to evaluate on during training instead")
@@ -51,7 +51,7 @@ def main() -> None:
         split: sentences_to_docs(sentences, nlp.vocab, target="ents", scheme="auto")
         for split, sentences in splits.items()
     }
-    docs["test_sft"] = docs["test"][: args.sft_test_size]
+    docs["test_sft"] = docs["test"][: args.sft_test_size] if args.sft_test_size else docs["test"]
     args.output.mkdir(parents=True, exist_ok=True)
     for name, split_docs in docs.items():
         DocBin(docs=split_docs).to_disk(args.output / f"{name}.spacy")

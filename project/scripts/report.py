@@ -122,6 +122,16 @@ def write_reliability_plot(rows: List[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def test_data_note(stats_path: Path) -> str:
+    """What the test sets were, from the prepare step's stats.json."""
+    stats = json.loads(stats_path.read_text())
+    return (
+        f"Test data: {stats['source']}, {stats['test']['docs']} docs, {stats['test']['words']} words, "
+        f"{stats['test']['spans']} entities; the generative method on the first {stats['test_sft']['docs']} docs "
+        f"({stats['test_sft']['spans']} entities)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("metrics", type=Path, help="folder of metrics/*.json")
@@ -137,12 +147,7 @@ def main() -> None:
     rows = summarize(runs)
     notes = list(args.note)
     if args.stats and args.stats.exists():
-        stats = json.loads(args.stats.read_text())
-        notes.append(
-            f"Test data: {stats['source']}, {stats['test']['docs']} docs, {stats['test']['words']} words, "
-            f"{stats['test']['spans']} entities; the generative method on the first {stats['test_sft']['docs']} docs "
-            f"({stats['test_sft']['spans']} entities)."
-        )
+        notes.append(test_data_note(args.stats))
     write_markdown(rows, args.output, notes)
     args.output.with_suffix(".json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
     write_plot(rows, args.output.with_suffix(".png"), args.title)

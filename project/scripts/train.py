@@ -53,32 +53,60 @@ def step_overrides(steps: int) -> Dict[str, Any]:
     }
 
 
+def train_system(
+    name: str, config: Path, output: Path, overrides: Dict[str, Any], gpu_id: int = -1, no_train: bool = False
+) -> float:
+    """Train (or only initialize) one system into ``output``/model-last (and model-best), timing it;
+    returns the wall time in seconds, also written to ``output``/train_time.json."""
+    output.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if no_train:
+        nlp = init_nlp(load_config(config, overrides=overrides, interpolate=False), use_gpu=gpu_id)
+        nlp.to_disk(output / "model-last")
+    else:
+        train(config, output, use_gpu=gpu_id, overrides=overrides)
+    seconds = time.perf_counter() - start
+    record = {"name": name, "config": str(config), "train_seconds": round(seconds, 1), "overrides": overrides}
+    (output / "train_time.json").write_text(json.dumps(record, indent=2))
+    print(f"{name}: trained in {seconds:.0f} s")
+    return seconds
+
+
+def training_options() -> argparse.ArgumentParser:
+    """The options that set config overrides (spaCy-style ``--paths.train X`` pass through as unknown ones)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--set", action="append", default=[], dest="overrides", help="key=value (JSON or text)")
+    parser.add_argument("--steps", type=int, default=None, help="Train exactly N steps, evaluating at the last one")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace, spacy_options: List[str]) -> Dict[str, Any]:
+    overrides = {**parse_config_overrides(spacy_options), **parse_overrides(args.overrides)}
+    if args.steps is not None:
+        overrides = {**step_overrides(args.steps), **overrides}
+    return overrides
+
+
+def parse_training_options(options: List[str]) -> Dict[str, Any]:
+    """The config overrides of a list of training options (``--paths.train X``, ``--set k=v``, ``--steps N``)."""
+    args, spacy_options = training_options().parse_known_args(options)
+    return overrides_from(args, spacy_options)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[training_options()]
+    )
     parser.add_argument("name")
     parser.add_argument("config", type=Path)
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--set", action="append", default=[], dest="overrides")
-    parser.add_argument("--steps", type=int, default=None, help="Train exactly N steps, evaluating at the last one")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument(
         "--no-train", action="store_true", help="Only initialize (e.g. in-context learning without fine-tuning)"
     )
-    args, spacy_overrides = parser.parse_known_args()
-    overrides = {**parse_config_overrides(spacy_overrides), **parse_overrides(args.overrides)}
-    if args.steps is not None:
-        overrides = {**step_overrides(args.steps), **overrides}
-    args.output.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    if args.no_train:
-        nlp = init_nlp(load_config(args.config, overrides=overrides, interpolate=False), use_gpu=args.gpu_id)
-        nlp.to_disk(args.output / "model-last")
-    else:
-        train(args.config, args.output, use_gpu=args.gpu_id, overrides=overrides)
-    seconds = time.perf_counter() - start
-    record = {"name": args.name, "config": str(args.config), "train_seconds": round(seconds, 1), "overrides": overrides}
-    (args.output / "train_time.json").write_text(json.dumps(record, indent=2))
-    print(f"{args.name}: trained in {seconds:.0f} s")
+    args, spacy_options = parser.parse_known_args()
+    overrides = overrides_from(args, spacy_options)
+    train_system(args.name, args.config, args.output, overrides, gpu_id=args.gpu_id, no_train=args.no_train)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+"""Train and test one system once per seed, in one process: the rows of the `full` workflow.
+
+    python scripts/run_seeds.py NAME CONFIG --seeds 0 1 2 --test corpus/full/test.spacy --method M --setting S
+        [--training training/full] [--metrics metrics/full] [training options of train.py: --set k=v, --paths.x X]
+
+Each seed S trains into TRAINING/NAME/seed-S (`system.seed` = S) and its best dev checkpoint (model-best,
+else model-last) is tested: METRICS/NAME/seed-S.json as evaluate.py writes it, and the predicted test Docs
+in TRAINING/NAME/seed-S/predictions.spacy (for report_full.py's paired bootstrap). A seed whose metrics
+exist is skipped, so an interrupted row resumes where it stopped.
+"""
+
+import argparse
+from pathlib import Path
+
+import spacy
+from evaluate import evaluate_pipeline, write_metrics
+from train import overrides_from, train_system, training_options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[training_options()]
+    )
+    parser.add_argument("name")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--test", type=Path, required=True, help="The test DocBin")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--setting", default="")
+    parser.add_argument("--training", type=Path, default=Path("training/full"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/full"))
+    parser.add_argument("--batch-size", type=int, default=32, help="nlp.pipe batch size at test time")
+    parser.add_argument("--gpu-id", type=int, default=-1)
+    args, spacy_options = parser.parse_known_args()
+    overrides = overrides_from(args, spacy_options)
+    if args.gpu_id >= 0:
+        spacy.require_gpu(args.gpu_id)
+    for seed in args.seeds:
+        metrics = args.metrics / args.name / f"seed-{seed}.json"
+        if metrics.exists():
+            print(f"{args.name} seed {seed}: done ({metrics})")
+            continue
+        output = args.training / args.name / f"seed-{seed}"
+        train_system(f"{args.name} seed {seed}", args.config, output, {**overrides, "system.seed": seed}, args.gpu_id)
+        model = output / "model-best" if (output / "model-best").exists() else output / "model-last"
+        result = evaluate_pipeline(
+            model,
+            args.test,
+            args.name,
+            args.method,
+            args.setting,
+            batch_size=args.batch_size,
+            predictions=output / "predictions.spacy",
+            seed=seed,
+        )
+        result["model"] = model.name
+        write_metrics(result, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The `full` workflow (full-budget table) end to end on tiny random models and a few dozen tweets."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+PROJECT = Path(__file__).parents[2] / "project"
+CONFIGS = Path(__file__).parents[2] / "configs"
+ROWS = ["spacy-ner", "tagger", "tagger-crf", "bidir-none", "bidir-01", "bidir-repeat", "sft-mrc"]
+
+
+def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT,
+        project,
+        ignore=shutil.ignore_patterns("corpus", "training", "metrics", "packages", "results*", "bench"),
+    )
+    settings = {
+        "encoder": tiny_model_dir("bert"),
+        "decoder": tiny_model_dir("llama"),
+        "full_train_size": 24,
+        "full_dev_size": 4,
+        "full_test_size": 12,
+        "full_sft_test_size": 4,
+        "full_sft_dev_size": 2,
+        "full_encoder_seeds": "0",
+        "full_encoder_max_steps": 2,
+        "full_encoder_schedule_steps": 2,
+        "full_bidir_max_steps": 2,
+        "full_repeat_max_steps": 2,
+        "full_sft_max_steps": 2,
+        "vanilla_config": CONFIGS / "multitask_minilm_wnut16_vanilla_cpu.cfg",
+        "bidir_config": CONFIGS / "bidir_smollm2_wnut16_cpu.cfg",
+        "sft_config": CONFIGS / "sft_smollm2_wnut16_cpu.cfg",
+    }
+    args = [arg for key, value in settings.items() for arg in (f"--vars.{key}", str(value))]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "weasel", "run", "full", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # The main job's folders stay untouched: everything is under corpus/full, training/full, metrics/full.
+    assert not (project / "metrics").exists() or not list((project / "metrics").glob("*.json"))
+    assert not (project / "corpus" / "train.spacy").exists()
+    for name in ROWS:
+        metrics = json.loads((project / "metrics" / "full" / name / "seed-0.json").read_text())
+        assert metrics["seed"] == 0 and metrics["model"] == "model-best"
+        assert 0.0 <= metrics["f"] <= 1.0 and metrics["words_per_second"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["test_docs"] == (4 if name == "sft-mrc" else 12)
+        predicted = list(DocBin().from_disk(project / metrics["predictions"]).get_docs(spacy.blank("en").vocab))
+        assert len(predicted) == metrics["test_docs"]
+    # The tagger rows decode as asked.
+    crf_config = (project / "training" / "full" / "tagger-crf" / "seed-0" / "model-best" / "config.cfg").read_text()
+    assert 'decoder = "crf"' in crf_config
+
+    results = json.loads((project / "results_full.json").read_text())
+    rows = {row["name"]: row for row in results["rows"]}
+    assert list(rows) == ROWS and all(row["seeds"] == [0] for row in rows.values())
+    assert rows["spacy-ner"]["is_baseline"] and rows["spacy-ner"]["bootstrap"] is None
+    for name in ROWS[1:]:
+        test = rows[name]["bootstrap"]
+        assert test["samples"] == 1000 and test["low"] <= test["difference"] <= test["high"]
+        assert test["difference"] == pytest.approx(
+            rows[name]["f"]["mean"] - test["f_a"]
+        )  # the row's F minus the baseline's
+        assert 0.0 <= test["p_value"] <= 1.0
+    assert rows["spacy-ner"]["f"]["mean"] == pytest.approx(rows["tagger"]["bootstrap"]["f_a"])
+    table = (project / "results_full.md").read_text()
+    assert table.count("\n| ") == len(ROWS) + 2  # header, rule, one row each
+    assert "Do not beat it" in table and "Test data: WNUT-16" in table
+    assert (project / "results_full.png").read_bytes()[:4] == b"\x89PNG"
