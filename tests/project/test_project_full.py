@@ -38,6 +38,7 @@ def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir,
         "full_repeat_max_steps": 2,
         "full_sft_max_steps": 2,
         "vanilla_config": CONFIGS / "multitask_minilm_wnut16_vanilla_cpu.cfg",
+        "casing_config": CONFIGS / "multitask_minilm_wnut16_casing_cpu.cfg",
         "bidir_config": CONFIGS / "bidir_smollm2_wnut16_cpu.cfg",
         "sft_config": CONFIGS / "sft_smollm2_wnut16_cpu.cfg",
     }
