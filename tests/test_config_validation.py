@@ -413,7 +413,7 @@ def _deep_update(base, override):
 
 def _model_dir(tiny_model_dir, tmp_path_factory, factory, variant):
     if variant == "llama-wordpiece":  # a causal LM whose tokenizer has no line-break token
-        from conftest import build_tokenizer
+        from tiny_models import build_tokenizer
 
         folder = tmp_path_factory.mktemp("llama-wordpiece")
         shutil.copytree(tiny_model_dir("llama"), folder, dirs_exist_ok=True)

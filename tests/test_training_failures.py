@@ -244,6 +244,8 @@ import spacy
 def make_interrupt(step: int):
     def before_update(nlp, info):
         if info["step"] == step:
+            # As in a terminal: a process started in the background by a shell inherits SIGINT ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), signal.SIGINT)
     return before_update
 """

@@ -1,7 +1,5 @@
 """Fixtures of the corpus-scale tests: one loopback Ray with 2 CPUs for the whole folder, and two saved pipelines."""
 
-import json
-import random
 from pathlib import Path
 from typing import Iterator
 
@@ -32,7 +30,7 @@ def seqlab_test_faults(doc):
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A local Ray with 2 CPUs on the loopback address, reused by every Ray test and stopped at the end."""
     import ray
@@ -82,18 +80,4 @@ def tagger_pipeline(tmp_path_factory, tiny_model_dir) -> Path:
         nlp.update(examples, sgd=optimizer)
     path = tmp_path_factory.mktemp("tagger") / "pipeline"
     nlp.to_disk(path)
-    return path
-
-
-def short_texts(n: int, seed: int = 0) -> list:
-    rng = random.Random(seed)
-    subjects = ["alice", "bob", "paris", "rome", "the city"]
-    places = ["paris", "rome", "town"]
-    return [f"{rng.choice(subjects)} lives in {rng.choice(places)} {i}" for i in range(n)]
-
-
-def write_jsonl(path: Path, texts: list) -> Path:
-    with path.open("w", encoding="utf8") as f:
-        for i, text in enumerate(texts):
-            f.write(json.dumps({"id": f"doc{i}", "text": text}) + "\n")
     return path

@@ -7,7 +7,7 @@ import pyarrow
 import pyarrow.parquet
 import pytest
 import spacy
-from conftest import short_texts, write_jsonl
+from annotate_inputs import short_texts, write_jsonl
 
 from spacy_seqlab.scale import AnnotateSettings, annotate, read_output
 from spacy_seqlab.scale import output as output_module
@@ -15,8 +15,22 @@ from spacy_seqlab.scale.annotator import doc_records
 from spacy_seqlab.scale.output import OutputMismatchError
 
 
+class Score(float):
+    """A span score that equals another within 1e-5: Docs batched differently are padded to other widths,
+    which moves float32 sums in the last digits."""
+
+    def __eq__(self, other):
+        return other is not None and abs(float(self) - float(other)) <= 1e-5
+
+    __hash__ = float.__hash__
+
+
+def _rounded(records):
+    return [(*r[:4], None if r[4] is None else Score(r[4])) for r in records]
+
+
 def _records(row):
-    return [tuple(r.values()) for r in row["records"]]
+    return _rounded([tuple(r.values()) for r in row["records"]])
 
 
 def test_ray_equals_nlp_pipe_row_for_row_and_local_engine_writes_the_same_files(ray_cluster, tagger_pipeline, tmp_path):
@@ -30,7 +44,7 @@ def test_ray_equals_nlp_pipe_row_for_row_and_local_engine_writes_the_same_files(
     assert (on_ray.engine, on_ray.rows, on_ray.errors, on_ray.shards_written) == ("ray", 5000, 0, 5)
 
     nlp = spacy.load(tagger_pipeline)
-    expected = [doc_records(doc) for doc in nlp.pipe(texts)]
+    expected = [_rounded(doc_records(doc)) for doc in nlp.pipe(texts)]
     assert sum(map(len, expected)) > 1000  # the trained tagger finds entities: the comparison is not of empties
     rows = list(read_output(tmp_path / "ray"))
     assert [row["id"] for row in rows] == [f"doc{i}" for i in range(5000)]
@@ -42,7 +56,9 @@ def test_ray_equals_nlp_pipe_row_for_row_and_local_engine_writes_the_same_files(
     local = annotate(str(tagger_pipeline), str(first), tmp_path / "local", AnnotateSettings(engine="local", **common))
     assert (local.engine, local.rows) == ("local", 1000)
     local_rows = list(read_output(tmp_path / "local"))
-    assert [{**row, "source": None} for row in local_rows] == [{**row, "source": None} for row in rows[:1000]]
+    assert [{**row, "source": None, "records": _records(row)} for row in local_rows] == [
+        {**row, "source": None, "records": _records(row)} for row in rows[:1000]
+    ]
 
 
 def test_a_killed_worker_loses_no_row_and_duplicates_none(ray_cluster, ruler_pipeline, faults_code, tmp_path):
@@ -58,7 +74,7 @@ def test_a_killed_worker_loses_no_row_and_duplicates_none(ray_cluster, ruler_pip
     assert [row["id"] for row in rows] == [f"doc{i}" for i in range(600)]
     assert report.rows == 600 and report.errors == 0
     nlp = spacy.load(ruler_pipeline)
-    assert [_records(row) for row in rows] == [doc_records(doc) for doc in nlp.pipe(texts)]
+    assert [_records(row) for row in rows] == [_rounded(doc_records(doc)) for doc in nlp.pipe(texts)]
 
 
 def test_malformed_input_gives_one_row_with_an_error_each(ruler_pipeline, faults_code, tmp_path):
