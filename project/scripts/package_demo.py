@@ -50,9 +50,12 @@ def main() -> None:
     site = args.output / "site"
     run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(site), str(wheel)])
     meta = json.loads(next(args.output.glob(f"**/{'en_' + args.name}*/meta.json")).read_text())
+    # Each entity with its confidence, read from the span group that holds the tagger's span scores.
     script = (
         "import json, spacy, sys; nlp = spacy.load(sys.argv[1]); doc = nlp(sys.argv[2]);"
-        "print(json.dumps([[e.text, e.label_] for e in doc.ents]))"
+        "scores = {(s.start, s.end, s.label_): float(p) for g in doc.spans.values()"
+        " for s, p in zip(g, g.attrs.get('scores', []))};"
+        "print(json.dumps([[e.text, e.label_, scores.get((e.start, e.end, e.label_))] for e in doc.ents]))"
     )
     # The wheel, and the spacy-seqlab the workflow runs (when it comes from PYTHONPATH rather than an install).
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))

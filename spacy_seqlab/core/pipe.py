@@ -15,6 +15,7 @@ from spacy.training import Example, validate_examples
 from thinc.api import Optimizer
 
 from .batching import length_sorted_batches
+from .heap import release_freed_heap
 from .serialization import (
     REPAIR_HINT,
     ArtifactError,
@@ -139,6 +140,8 @@ class LabeledPipe(TrainablePipe):
                 except Exception as err:
                     error_handler(self.name, self, batch, err)
                     failed[indices] = True
+            # Without this, RSS creeps up over a long stream (freed activations stay in the allocator).
+            release_freed_heap()
             yield from (doc for doc, bad in zip(docs, failed) if not bad)
 
     def costs(self, docs: Sequence[Doc]) -> Sequence[int]:

@@ -154,3 +154,14 @@ def test_without_read_ahead_the_pipe_predicts_spacys_batches_as_they_come():
     pipe = AsSpacy()
     out = list(pipe.pipe(iter(_docs([5, 1, 4, 2, 3])), batch_size=2))
     assert pipe.batches == [[5, 1], [4, 2], [3]] and [len(doc) for doc in out] == [5, 1, 4, 2, 3]
+
+
+def test_pipe_returns_freed_heap_once_per_read_ahead_window_before_yielding(monkeypatch):
+    import spacy_seqlab.core.pipe as pipe_module
+
+    events = []
+    monkeypatch.setattr(pipe_module, "release_freed_heap", lambda: events.append("trim"))
+    pipe = Recorder()
+    for doc in pipe.pipe(iter(_docs(list(range(1, 41)))), batch_size=2):  # windows of 16 × 2 = 32 Docs
+        events.append(len(doc))
+    assert events == ["trim", *range(1, 33), "trim", *range(33, 41)]
