@@ -93,7 +93,18 @@ def verdict(rows: List[dict], baseline_name: str) -> str:
     return text + f"Do not beat it (difference not significant, or worse): {', '.join(others) or 'none'}."
 
 
-def write_markdown(rows: List[dict], path: Path, notes: List[str], baseline_name: str) -> None:
+FULL_HEADING = "Full-budget results"
+FULL_INTRO = "Each method trained to convergence on the whole shared train split and tested on the test split."
+
+
+def write_markdown(
+    rows: List[dict],
+    path: Path,
+    notes: List[str],
+    baseline_name: str,
+    heading: str = FULL_HEADING,
+    intro: str = FULL_INTRO,
+) -> None:
     lines = [
         f"| method | setting | seeds | P | R | F | F − {baseline_name} [95% CI] | p | dev F | train time (min) "
         "| words/s | test docs |",
@@ -109,9 +120,8 @@ def write_markdown(rows: List[dict], path: Path, notes: List[str], baseline_name
             f"{_fmt(row['words_per_second'], 1, 0)} | {row['test_docs']} |"
         )
     text = (
-        "# Full-budget results\n\nEach method trained to convergence on the whole shared train split and tested on "
-        "the test split; seqeval strict IOB2 micro scores ×100, mean ± sd over the seeds (column `seeds`). "
-        f"Paired bootstrap against {baseline_name} over test documents (lowest seed of each row against the "
+        f"# {heading}\n\n{intro} Seqeval strict IOB2 micro scores ×100, mean ± sd over the seeds (column `seeds`). "
+        f"Paired bootstrap against {baseline_name} over the scored documents (lowest seed of each row against the "
         "baseline's lowest seed), F difference ×100 with its 95% interval and two-sided p-value.\n\n"
         + "\n".join(lines)
         + "\n\n"
@@ -129,6 +139,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="Bootstrap samples")
     parser.add_argument("--seed", type=int, default=0, help="Bootstrap seed")
     parser.add_argument("--title", default="spacy-seqlab on WNUT-16, full budget")
+    parser.add_argument("--heading", default=FULL_HEADING, help="The table's heading")
+    parser.add_argument("--intro", default=FULL_INTRO, help="What the rows are, before the column legend")
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--stats", type=Path, help="corpus stats.json from the prepare step")
     args = parser.parse_args()
@@ -141,7 +153,7 @@ def main() -> None:
     notes = list(args.note)
     if args.stats and args.stats.exists():
         notes.append(test_data_note(args.stats))
-    write_markdown(rows, args.output, notes, args.baseline)
+    write_markdown(rows, args.output, notes, args.baseline, args.heading, args.intro)
     args.output.with_suffix(".json").write_text(
         json.dumps({"baseline": args.baseline, "rows": rows, "runs": runs}, indent=2, default=_json_default)
     )
