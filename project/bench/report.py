@@ -107,17 +107,25 @@ def markdown(results: Dict[str, Any]) -> str:
         "",
         "## Ratios",
         "",
+        *[
+            f"Rows whose run column shows {started} were not re-run this time: measured then, other processes "
+            f"using {machine['other_load_cores_mean']} cores on average."
+            for started, machine in sorted(results.get("earlier_runs", {}).items())
+        ],
+        "",
         "Ratios are taken from wall-clock medians; the same ratio from process CPU-time medians is beside it",
         "(steadier when other processes share the cores, since it does not count time spent waiting for a core).",
         "",
-        "| # | measurement | ratio | target | met | ratio (CPU time) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| # | measurement | ratio | target | met | ratio (CPU time) | run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in sorted(results["measurements"], key=lambda r: r["id"]):
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
         cpu = "" if r.get("ratio_cpu") is None else f"{r['ratio_cpu']:.3f}"
+        run = r.get("run", "this run")
         lines.append(
-            f"| {r['id']} | {r['title']} | {ratio} | {r['target']} | {'yes' if r['met'] else '**no**'} | {cpu} |"
+            f"| {r['id']} | {r['title']} | {ratio} | {r['target']} | {'yes' if r['met'] else '**no**'} | {cpu} "
+            f"| {run} |"
         )
     lines += ["", "How each ratio is taken:", ""]
     lines += [f"- **{r['id']}**: {r['how']}." for r in sorted(results["measurements"], key=lambda r: r["id"])]
@@ -174,6 +182,31 @@ def markdown(results: Dict[str, Any]) -> str:
     if results["errors"]:
         lines += ["## Errors", ""] + [f"- {e['phase']}: {e['error']}" for e in results["errors"]] + [""]
     return "\n".join(lines)
+
+
+def carry_over(previous: Dict[str, Any], results: Dict[str, Any]) -> Dict[str, Any]:
+    """``results`` with what ``previous`` (an earlier results.json in the same folder) measured and this run did
+    not: its measurements, systems and memory probes, each marked with the run that measured it (``run``), so a
+    run of a few phases updates their rows and keeps the others, dated. Nothing is carried across settings
+    (quick or not, other models)."""
+    same = ("quick", "encoder", "decoder")
+    if previous.get("schema") != results["schema"] or any(
+        previous.get("settings", {}).get(key) != results["settings"].get(key) for key in same
+    ):
+        return results
+    measured = {m["id"] for m in results["measurements"]}
+    carried = [
+        {**m, "run": m.get("run", previous["started"])} for m in previous["measurements"] if m["id"] not in measured
+    ]
+    out = {**results, "measurements": sorted(results["measurements"] + carried, key=lambda r: r["id"])}
+    for key in ("systems", "memory", "scaling"):
+        old = {name: {**entry, "run": entry.get("run", previous["started"])} for name, entry in previous[key].items()}
+        out[key] = {**{k: v for k, v in old.items() if k not in results[key]}, **results[key]}
+    # The machine and load of each earlier run that still has rows here.
+    runs = {**previous.get("earlier_runs", {}), previous["started"]: previous["machine"]}
+    kept = {m["run"] for m in carried}
+    out["earlier_runs"] = {started: machine for started, machine in runs.items() if started in kept}
+    return out
 
 
 def write(output: Path, results: Dict[str, Any], systems: Dict[str, System]) -> None:

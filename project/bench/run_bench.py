@@ -236,6 +236,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "memory": bench.memory,
         "errors": bench.errors,
     }
+    previous = args.output / "results.json"
+    if previous.exists():  # the phases not run this time keep their last measurements, dated
+        results = report.carry_over(json.loads(previous.read_text(encoding="utf8")), results)
     report.write(args.output, results, bench.systems)
     bench.log(f"wrote {args.output / 'results.md'} ({results['seconds']:.0f} s)")
     print(report.markdown(results))

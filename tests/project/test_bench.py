@@ -137,3 +137,43 @@ def test_quick_benchmark_on_tiny_models_writes_every_measurement(tiny_model_dir,
     report = (out / "results.md").read_text(encoding="utf8")
     assert all(f"| {key} |" in report for key in MEASUREMENTS)
     assert (out / "words_per_second.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_partial_run_keeps_the_other_rows_of_the_previous_one_dated():
+    import sys as _sys
+
+    _sys.path.insert(0, str(SCRIPT.parent))
+    import report
+
+    machine = {"other_load_cores_mean": 0.05}
+    previous = {
+        "schema": 1,
+        "started": "2026-12-01 08:00:00",
+        "settings": {"quick": False, "encoder": "e", "decoder": "d"},
+        "machine": machine,
+        "measurements": [{"id": "1a", "ratio": 0.9}, {"id": "6d", "ratio": 1.2}],
+        "systems": {"old": {"words_per_s": 1.0}, "both": {"words_per_s": 1.0}},
+        "memory": {"probe": {"peak_rss_mb": 1.0}},
+        "scaling": {},
+    }
+    now = {
+        **previous,
+        "started": "2026-12-02 10:00:00",
+        "measurements": [{"id": "6d", "ratio": 1.01}],
+        "systems": {"both": {"words_per_s": 2.0}},
+        "memory": {},
+    }
+    merged = report.carry_over(previous, now)
+    assert merged["measurements"] == [
+        {"id": "1a", "ratio": 0.9, "run": "2026-12-01 08:00:00"},
+        {"id": "6d", "ratio": 1.01},
+    ]
+    assert merged["systems"]["both"] == {"words_per_s": 2.0} and merged["systems"]["old"]["run"] == previous["started"]
+    assert merged["memory"]["probe"]["run"] == previous["started"]
+    assert merged["earlier_runs"] == {previous["started"]: machine}
+    # A second partial run keeps the first date of a row it does not re-run either.
+    again = report.carry_over(merged, {**now, "started": "2026-12-03 00:00:00", "measurements": []})
+    assert {m["id"]: m["run"] for m in again["measurements"]} == {"1a": previous["started"], "6d": now["started"]}
+    # Other settings: nothing is carried.
+    other = {**now, "settings": {**now["settings"], "quick": True}}
+    assert report.carry_over(previous, other) is other
