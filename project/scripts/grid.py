@@ -346,8 +346,12 @@ def grid_c3(args: argparse.Namespace) -> None:
                 gpu_id=args.gpu_id,
             )
         # In-context learning without fine-tuning: the same prompts, the pre-trained model. It trains nothing,
-        # and demonstrations and decoding do not depend on the seed, so the claims subset runs it once.
-        if args.subset != "claims" or seed == args.seeds[0]:
+        # and demonstrations and decoding do not depend on the seed, so the claims subset runs it once (at the
+        # first seed that gets to it).
+        done = sorted(path.stem for path in (args.output / "metrics").glob("c3-icl-s*.json"))
+        if args.subset == "claims" and done and f"c3-icl-s{seed}" not in done:
+            print(f"skip c3-icl-s{seed}: in-context learning does not depend on the seed ({done[0]} is done)")
+        else:
             name = f"c3-icl-s{seed}"
             overrides = {
                 **common_overrides(args, seed, 1),

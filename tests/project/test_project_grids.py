@@ -47,7 +47,13 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     models = ["--encoder", tiny_model_dir("bert"), "--decoder", tiny_model_dir("llama")]
     claims_subset = ["--subset", "claims", "--max-runs", "1"]
     _run([SCRIPTS / "grid.py", "c2", "--output", "runs/c2", *claims_subset, *small, *models], tmp_path)
-    _run([SCRIPTS / "grid.py", "c3", "--output", "runs/c3", *claims_subset, *small, *models], tmp_path)
+    # C3: the main SIFT setting and in-context learning, which trains nothing and does not depend on the seed,
+    # so the claims subset runs it once.
+    c3 = ["--subset", "claims", "--max-runs", "2", "--only", "c3-mrc-noinstr-2d-*", "c3-icl-*", "--seeds", "0", "1"]
+    out = _run([SCRIPTS / "grid.py", "c3", "--output", "runs/c3", *c3, *small[2:], *models], tmp_path)
+    assert "skip c3-icl-s1: in-context learning does not depend on the seed (c3-icl-s0 is done)" in out
+    icl = json.loads((tmp_path / "runs" / "c3" / "metrics" / "c3-icl-s0.json").read_text())
+    assert icl["method"] == "in-context learning" and icl["test_docs"] == 3
     _run(
         [SCRIPTS / "grid.py", "c1", "--output", "runs/c1", "--max-runs", "2", "--samples", "1", *small, *models],
         tmp_path,
@@ -55,7 +61,7 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     vocab = spacy.blank("en").vocab
     for experiment, first, settings in (
         ("c2", "c2-0000-first-s0", 1),
-        ("c3", "c3-mrc-noinstr-2d-s0", 1),
+        ("c3", "c3-mrc-noinstr-2d-s0", 2),
         ("c1", "c1-vanilla-zero-s0", 2),
     ):
         metrics = json.loads((tmp_path / "runs" / experiment / "metrics" / f"{first}.json").read_text())
@@ -95,7 +101,8 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     causal = rows["C2 unmasking"]["measured"][0]
     assert causal["seeds"] == [0] and causal["mean"] == metrics_f(tmp_path, "c2", "c2-0000-first-s0")
     assert rows["C1 zero-shot"]["verdict"] == "missing runs"
-    assert rows["C3 SIFT"]["measured"][0]["seeds"] == [0]
+    assert rows["C3 SIFT"]["measured"][0]["seeds"] == [0] and rows["C3 SIFT"]["measured"][1]["seeds"] == [0]
+    assert "--seeds 0 1" in rows["C3 SIFT"]["command"]  # every seed the folder's runs were made with
     assert "--subset claims" in rows["C3 SIFT"]["command"]
     assert (tmp_path / "claims_c2.png").read_bytes()[:4] == b"\x89PNG"
 
