@@ -13,6 +13,7 @@ from spacy.tokens import Doc, DocBin, Span
 SCRIPTS = Path(__file__).parents[2] / "project" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import claims  # noqa: E402
+import claims_runs  # noqa: E402
 
 sys.path.remove(str(SCRIPTS))  # the scripts' module names (report, train) stay out of other tests' way
 
@@ -195,7 +196,7 @@ def test_the_contrast_bootstrap_is_the_paired_bootstrap_for_two_settings():
     a = rng.integers(0, 3, size=(40, 3)).astype(float)
     b = rng.integers(0, 3, size=(40, 3)).astype(float)
     pair = paired_bootstrap(a, b, samples=300, seed=4)
-    contrast = claims.bootstrap_contrast([a, b], [-1.0, 1.0], samples=300, seed=4)
+    contrast = claims_runs.bootstrap_contrast([a, b], [-1.0, 1.0], samples=300, seed=4)
     for key in ("difference", "low", "high", "p_value"):
         assert contrast[key] == pytest.approx(pair[key])
 
