@@ -2,7 +2,7 @@
 repetition) and C3 (SIFT, MRC, instruction, context length), each with the published number for context."""
 
 import itertools
-from typing import List
+from typing import Dict, List
 
 from claims_runs import Experiment
 from claims_verdicts import INCONCLUSIVE, MISSING, any_better, better, claim_row, no_gain, not_worse
@@ -194,39 +194,27 @@ def c3_claims(c3: Experiment, margin: float) -> List[dict]:
         "c3-icl": "in-context learning (8 demos)",
         "c3-bidir": "bidir tagger (unmask 01)",
     }
-    rows = []
-    comparisons = [
-        c3.compare("c3-icl", sift, "SIFT − in-context learning"),
-        c3.compare("c3-bidir", sift, "SIFT − decoder as encoder (bidir tagger)"),
-    ]
-    rows.append(
-        claim_row(
+
+    def sift_beats(claim: str, statement: str, others: Dict[str, str], rule: str) -> dict:
+        """A claim that the shipped SIFT setting beats each of ``others`` (run key → contrast label)."""
+        comparisons = [c3.compare(key, sift, label) for key, label in others.items()]
+        measured = [c3.measured(k, names[k]) for k in (sift, *others)]
+        return claim_row(claim, statement, c3, measured, comparisons, better(comparisons), rule, PUBLISHED["c3"])
+
+    rows = [
+        sift_beats(
             "C3 SIFT",
             "SIFT beats in-context learning and the decoder used as an encoder",
-            c3,
-            [c3.measured(k, names[k]) for k in (sift, "c3-icl", "c3-bidir")],
-            comparisons,
-            better(comparisons),
+            {"c3-icl": "SIFT − in-context learning", "c3-bidir": "SIFT − decoder as encoder (bidir tagger)"},
             "holds if both intervals (SIFT = the shipped setting: mrc, 2 dense demos, no instruction) lie above 0",
-            PUBLISHED["c3"],
-        )
-    )
-    comparisons = [
-        c3.compare("c3-src-noinstr-2d", sift, "mrc − src"),
-        c3.compare("c3-vanilla-noinstr-2d", sift, "mrc − vanilla"),
-    ]
-    rows.append(
-        claim_row(
+        ),
+        sift_beats(
             "C3 MRC",
             "Multi-response completion is the best loss",
-            c3,
-            [c3.measured(k, names[k]) for k in (sift, "c3-src-noinstr-2d", "c3-vanilla-noinstr-2d")],
-            comparisons,
-            better(comparisons),
+            {"c3-src-noinstr-2d": "mrc − src", "c3-vanilla-noinstr-2d": "mrc − vanilla"},
             "holds if both intervals (2 demos, no instruction) lie above 0",
-            PUBLISHED["c3"],
-        )
-    )
+        ),
+    ]
     comparison = c3.compare("c3-mrc-instr-2d", sift, "no instruction − instruction")
     rows.append(
         claim_row(
