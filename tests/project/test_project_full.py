@@ -83,3 +83,16 @@ def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir,
     assert table.count("\n| ") == len(ROWS) + 2  # header, rule, one row each
     assert "Do not beat it" in table and "Test data: WNUT-16" in table
     assert (project / "results_full.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_another_crf_row_gets_its_own_folders():
+    # A second tagger row (e.g. other signals) must not resume from, or overwrite, the default row's seeds.
+    from weasel.util import load_project_config
+
+    overrides = {"vars.full_crf_name": "tagger-crf-ner", "vars.full_crf_config": "other.cfg"}
+    config = load_project_config(PROJECT, overrides=overrides)
+    command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-crf")
+    assert "scripts/run_seeds.py --training training/full --metrics metrics/full" in command["script"][0]
+    assert " tagger-crf-ner other.cfg " in command["script"][0]
+    assert command["outputs"] == ["training/full/tagger-crf-ner", "metrics/full/tagger-crf-ner"]
+    assert "other.cfg" in command["deps"]
