@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.tokens import DocBin
+from weasel.util import load_project_config
 
 PROJECT = Path(__file__).parents[2] / "project"
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -87,8 +88,6 @@ def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir,
 
 def test_another_crf_row_gets_its_own_folders():
     # A second tagger row (e.g. other signals) must not resume from, or overwrite, the default row's seeds.
-    from weasel.util import load_project_config
-
     overrides = {"vars.full_crf_name": "tagger-crf-ner", "vars.full_crf_config": "other.cfg"}
     config = load_project_config(PROJECT, overrides=overrides)
     command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-crf")
