@@ -1,7 +1,7 @@
 """The thesis' claims as measured by the grids: runs/c1, runs/c2, runs/c3 into claims.md, claims.json and plots.
 
     python scripts/claims.py --runs runs --output claims.md [--samples 1000] [--seed 0] [--margin 2]
-        [--c2-also "LABEL=runs/c2-qwen"]
+        [--c2-task "LABEL=runs/c2-chunks"] [--c2-also "LABEL=runs/c2-qwen"]
 
 One row per claim (C1 per transfer regime). Each row states what was measured (test F1 ×100, mean ± sd over
 seeds; C1's few-shot samples are averaged within a seed first), a paired comparison where the claim is one, a
@@ -21,6 +21,9 @@ Verdicts (B − A is the difference the claim says is positive; δ = --margin F 
 * otherwise "inconclusive at this scale"; "missing runs" when a run the claim needs is absent.
 Where a claim speaks of a family (unmasking, repetition), its member with the best mean dev F represents it,
 so the test comparison is not biased by the choice.
+
+C2's task-dependence row compares the C2 grid with the same model's grids on other tasks (--c2-task, e.g. the
+silver NP chunks of scripts/prepare_chunks.py); those grids also get the other C2 rows, labelled.
 
 Rows whose runs are missing say so, so the report can be written from a partial grid.
 """
@@ -47,18 +50,35 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     parser.add_argument("--seed", type=int, default=0, help="Bootstrap seed")
     parser.add_argument("--margin", type=float, default=2.0, help="δ of the not-worse and no-gain claims, F ×100")
     parser.add_argument(
+        "--c2-task",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="C2 grids of the same model on other tasks: own rows, and the task-dependence row compares the tasks",
+    )
+    parser.add_argument(
         "--c2-also", action="append", default=[], metavar="LABEL=DIR", help="More C2 grids (another model), own rows"
     )
     args = parser.parse_args(argv)
     command = shlex.join(["python", "scripts/claims.py", *(sys.argv[1:] if argv is None else argv)])
     counts = Counts()
     experiments = {name: Experiment(name, args.runs / name, counts, args) for name in ("c1", "c2", "c3")}
-    rows = c1_claims(experiments["c1"]) + c2_claims(experiments["c2"], args.margin)
-    for item in filter(None, args.c2_also):  # the workflow passes an empty one when its var is empty
-        label, _, folder = item.partition("=")
-        if not folder:
-            parser.error(f"--c2-also takes LABEL=DIR, got {item!r}")
-        rows += c2_claims(Experiment("c2", Path(folder), counts, args, label=label), args.margin)
+
+    def grids(option: str, items: List[str]) -> List[Experiment]:
+        found = []
+        for item in filter(None, items):  # the workflow passes an empty one when its var is empty
+            label, _, folder = item.partition("=")
+            if not label or not folder:
+                parser.error(f"{option} takes LABEL=DIR, got {item!r}")
+            found.append(Experiment("c2", Path(folder), counts, args, label=label))
+        return found
+
+    tasks = grids("--c2-task", args.c2_task)
+    rows = c1_claims(experiments["c1"]) + c2_claims(experiments["c2"], args.margin, tasks)
+    for grid in tasks:
+        rows += c2_claims(grid, args.margin, tasks=None)
+    for grid in grids("--c2-also", args.c2_also):
+        rows += c2_claims(grid, args.margin)
     rows += c3_claims(experiments["c3"], args.margin)
     write_markdown(rows, args.output, args, command)
     report = {
@@ -66,6 +86,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         "bootstrap": {"samples": args.samples, "seed": args.seed, "pooling": "per-document counts averaged over runs"},
         "margin": args.margin,
         "grids": {name: experiment.record for name, experiment in experiments.items()},
+        "c2_tasks": {grid.label: {"folder": str(grid.folder), **grid.record} for grid in tasks},
         "verdicts": {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in VERDICTS},
         "claims": rows,
     }

@@ -2,10 +2,21 @@
 repetition) and C3 (SIFT, MRC, instruction, context length), each with the published number for context."""
 
 import itertools
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 from claims_runs import Experiment
-from claims_verdicts import INCONCLUSIVE, MISSING, any_better, better, claim_row, no_gain, not_worse
+from claims_verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    MISSING,
+    any_better,
+    better,
+    claim_row,
+    no_gain,
+    not_worse,
+    test_docs,
+)
 from grid_c1 import C1_SHOTS, C1_VARIANTS
 from grid_c2 import C2_CLAIMS_UNMASK, C2_REPEATS, shipped_pooling
 
@@ -65,7 +76,9 @@ def c1_claims(c1: Experiment) -> List[dict]:
     return rows
 
 
-def c2_claims(c2: Experiment, margin: float) -> List[dict]:
+def c2_claims(c2: Experiment, margin: float, tasks: Optional[Sequence[Experiment]] = ()) -> List[dict]:
+    """C2's rows on one grid. ``tasks``: the same model's grids on other tasks, for the task-dependence row;
+    None leaves that row out (for a grid that is itself one of another grid's tasks)."""
     # The claims subset runs one pooling (its config's); a full grid runs both: then the shipped config's.
     poolings = {run["pooling"] for runs in c2.runs.values() for run in runs}
     pooling = poolings.pop() if len(poolings) == 1 else shipped_pooling()
@@ -115,7 +128,8 @@ def c2_claims(c2: Experiment, margin: float) -> List[dict]:
             PUBLISHED["c2-groups"],
         )
     )
-    rows.append(task_dependence(c2))
+    if tasks is not None:
+        rows.append(task_dependence([c2, *tasks]))
     comparison = c2.compare(causal, key["1111"], "1111 (all) − 0000 (causal)")
     rows.append(
         claim_row(
@@ -152,34 +166,81 @@ def c2_claims(c2: Experiment, margin: float) -> List[dict]:
     return rows
 
 
-def task_dependence(c2: Experiment) -> dict:
-    """One grid folder is one task: it can name the best setting there, not show that the best depends on the task."""
-    settings = [k for k in c2.runs if "-rep" not in k]
-    tasks = {str(run["metrics"].get("test_data")) for k in settings for run in c2.runs[k]}
-    measured = sorted((c2.measured(k, k.split("-", 1)[1]) for k in settings), key=lambda m: -m["mean"])
-    comparisons = []
-    if len(measured) >= 2:
-        best, second = measured[0]["setting"], measured[1]["setting"]
-        comparisons.append(c2.compare(second, best, f"best on test ({best}) − runner-up ({second})"))
-    if not settings:
+def task_name(c2: Experiment) -> str:
+    """How a task's grid is named in the rows: its label, else the test data its runs were scored on."""
+    if c2.label:
+        return c2.label
+    tests = sorted({str(run["metrics"].get("test_data")) for runs in c2.runs.values() for run in runs})
+    return " + ".join(tests) or c2.folder.name
+
+
+def task_dependence(tasks: Sequence[Experiment]) -> dict:
+    """Whether the best unmask setting depends on the task: one C2 grid per task, the same model and sizes.
+
+    Each task's best setting is picked on its own dev F, so the test intervals are not biased by the pick. Where
+    two tasks pick different settings, each pick is compared with the other task's pick on its own task's test
+    split: the claim holds if both intervals lie above 0 (a rank reversal). Where every task picks the same
+    setting, it is compared with its task's runner-up on dev: the claim does not hold if it wins on every task.
+    """
+    picks = [(task, task.best_on_dev(unmasked_keys(task))) for task in tasks if unmasked_keys(task)]
+    measured = [
+        task.measured(key, f"{task_name(task)}: {bits(key)}") for task, _ in picks for key in unmasked_keys(task)
+    ]
+    comparisons: List[dict] = []
+    if not picks:
         verdict = (MISSING, "no runs")
-    else:
+    elif len(picks) == 1:
+        task, pick = picks[0]
         verdict = (
             INCONCLUSIVE,
-            f"{len(tasks)} task(s): task dependence needs runs on two or more tasks; this task's best setting is "
-            f"{measured[0]['setting']}" + (", see the comparison with the runner-up" if comparisons else ""),
+            f"1 task ({task_name(task)}, best on dev {bits(pick)}): task dependence needs grids on two or more tasks",
         )
-    return claim_row(
+    elif len({pick for _, pick in picks}) > 1:
+        (a, pick_a), (b, pick_b) = picks[0], next((task, pick) for task, pick in picks if pick != picks[0][1])
+        for task, own, other in ((a, pick_a, pick_b), (b, pick_b, pick_a)):
+            what = f"{task_name(task)}: its pick {bits(own)} − the other task's pick {bits(other)}"
+            comparisons.append(task.compare(other, own, what))
+        verdict = better(comparisons)
+        if verdict[0] == FAILS:  # a dev pick that loses on test makes the picks noise, not the opposite claim
+            verdict = (INCONCLUSIVE, "an interval lies below 0: a dev pick does not hold on test")
+    else:
+        for task, pick in picks:
+            runner = task.best_on_dev([key for key in unmasked_keys(task) if key != pick])
+            what = f"{task_name(task)}: the pick {bits(pick)} − the runner-up on dev"
+            if runner is None:
+                comparisons.append({"what": what, "missing": "only one setting was run"})
+            else:
+                comparisons.append(task.compare(runner, pick, f"{what} ({bits(runner)})"))
+        verdict = better(comparisons)
+        if verdict[0] == HOLDS:
+            verdict = (FAILS, f"every task picks {bits(picks[0][1])} and it beats the runner-up on each")
+        elif verdict[0] == FAILS:
+            verdict = (INCONCLUSIVE, "an interval lies below 0: a dev pick does not hold on test")
+    row = claim_row(
         "C2 task-dependent",
         "The best unmask setting depends on the task",
-        c2,
+        picks[0][0] if picks else tasks[0],
         measured,
         comparisons,
         verdict,
-        "needs two or more tasks (one grid folder is one task); one task shows only its own best setting and whether "
-        "it separates from the runner-up (best picked on test: the interval is optimistic)",
+        "each task's best unmask setting is picked on its dev F; holds if two tasks pick different settings and "
+        "on each its own pick beats the other's (both intervals above 0); does not hold if every task picks the "
+        "same setting and it beats its task's runner-up on every task; needs C2 grids on two or more tasks",
         PUBLISHED["c2-task"],
     )
+    if len(picks) > 1:
+        row["scale"] = " / ".join(f"{task_name(task)}: {task.scale()}" for task, _ in picks) + test_docs(measured)
+        row["command"] = " ; ".join(dict.fromkeys(task.command() for task, _ in picks))
+    return row
+
+
+def unmasked_keys(c2: Experiment) -> List[str]:
+    """A C2 grid's unmask settings that ran (repetition runs are not unmask settings)."""
+    return sorted(key for key in c2.runs if "-rep" not in key)
+
+
+def bits(key: str) -> str:
+    return key.split("-")[1]
 
 
 def c3_claims(c3: Experiment, margin: float) -> List[dict]:

