@@ -35,11 +35,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from claims_output import empty_plot, plot_c1, plot_c3, write_markdown
-from claims_rows import c1_claims, c2_claims, c3_claims
+from claims_output import plot_c1, plot_c2, plot_c3, write_markdown
+from claims_rows import c1_claims, c2_claims, c3_claims, task_name
 from claims_runs import Counts, Experiment
 from claims_verdicts import VERDICTS
-from grid_c2 import write_heatmap
 
 
 def main(argv: Optional[List[str]] = None) -> List[dict]:
@@ -93,8 +92,9 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     stem = args.output.with_suffix("")
     plot_c1(experiments["c1"], Path(f"{stem}_c1.png"))
-    if write_heatmap(experiments["c2"].folder, Path(f"{stem}_c2.png"), "C2: test F1 ×100, mean over seeds") is None:
-        empty_plot(Path(f"{stem}_c2.png"), "no C2 runs yet")
+    main_task = "C2" + (f": {task_name(experiments['c2'])}" if tasks else "")
+    panels = [(main_task, experiments["c2"])] + [(f"C2: {grid.label}", grid) for grid in tasks]
+    plot_c2([(f"{title}\ntest F1 ×100, mean over seeds", grid) for title, grid in panels], Path(f"{stem}_c2.png"))
     plot_c3(experiments["c3"], Path(f"{stem}_c3.png"))
     print(args.output.read_text())
     return rows

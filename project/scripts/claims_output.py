@@ -1,8 +1,8 @@
-"""The claims report's outputs: the markdown table (claims.md) and the C1 and C3 plots."""
+"""The claims report's outputs: the markdown table (claims.md) and the C1, C2 and C3 plots."""
 
 import argparse
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import matplotlib
 
@@ -12,6 +12,7 @@ import numpy  # noqa: E402
 from claims_runs import Experiment, summarize  # noqa: E402
 from claims_verdicts import INCONCLUSIVE, VERDICTS  # noqa: E402
 from grid_c1 import C1_SHOTS, C1_VARIANTS  # noqa: E402
+from grid_c2 import c2_scores, draw_heatmap  # noqa: E402
 
 
 def fmt_measured(entry: dict) -> str:
@@ -107,6 +108,21 @@ def plot_c1(c1: Experiment, path: Path) -> None:
     ax.set_ylabel("test F1 ×100 (mean ± sd over seeds)")
     ax.set_title("C1: news → tweets transfer", fontsize=10)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_c2(panels: List[Tuple[str, Experiment]], path: Path) -> None:
+    """C2's heat-map, one panel per task (title, grid), each with its own colour scale: tasks score on
+    different scales, and a panel compares settings within its task."""
+    scores = [(title, c2_scores(grid.folder)) for title, grid in panels if grid.runs]
+    if not scores:
+        return empty_plot(path, "no C2 runs yet")
+    height = max(3.0, 1.5 + 0.45 * max(len({row for row, _ in table}) for _, table in scores))
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.8 * len(scores), height), squeeze=False)
+    for ax, (title, table) in zip(axes[0], scores):
+        fig.colorbar(draw_heatmap(ax, table, title), ax=ax, label="test F1 ×100")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -78,25 +78,17 @@ def c2_scores(out: Path) -> Dict[Tuple[str, str], List[float]]:
     return scores
 
 
-def write_heatmap(out: Path, path: Optional[Path] = None, title: str = "") -> Optional[Path]:
-    """C2's heat-map (OUT/heatmap.png unless ``path``): mean test F1 by setting (rows: the unmask settings that
-    ran, in id order, then the repetition settings) and sub-word pooling (columns); None when no C2 run exists."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw_heatmap(ax, scores: Dict[Tuple[str, str], List[float]], title: str = ""):
+    """Mean test F1 by setting (rows: the unmask settings that ran, in id order, then the repetition settings) and
+    sub-word pooling (columns) into matplotlib axes ``ax``; returns the image, for a colorbar."""
     import numpy
 
-    scores = c2_scores(out)
-    if not scores:
-        return None
     rows = sorted({row for row, _ in scores if not row.startswith("rep")})
     rows += sorted({row for row, _ in scores if row.startswith("rep")}, key=lambda row: int(row[3:]))
     poolings = [p for p in ("first", "last") if any(pooling == p for _, pooling in scores)]
     grid = numpy.array([[numpy.mean(scores.get((r, p), [numpy.nan])) for p in poolings] for r in rows])
     names = {"0000": "0000 (none)", "1111": "1111 (all)"}
     labels = [f"repeat {row[3:]} (causal)" if row.startswith("rep") else names.get(row, row) for row in rows]
-    fig, ax = plt.subplots(figsize=(3.5 + 1.2 * len(poolings), max(3.0, 1.5 + 0.45 * len(rows))))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(poolings)), poolings)
     ax.set_yticks(range(len(rows)), labels)
@@ -106,8 +98,25 @@ def write_heatmap(out: Path, path: Optional[Path] = None, title: str = "") -> Op
         ax.set_title(title, fontsize=9)
     for (i, j), value in numpy.ndenumerate(grid):
         if not numpy.isnan(value):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=8)
-    fig.colorbar(image, label="test F1 ×100")
+            bright = image.norm(value) > 0.6  # viridis turns yellow at the top of the scale
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="black" if bright else "white", fontsize=8)
+    return image
+
+
+def write_heatmap(out: Path, path: Optional[Path] = None, title: str = "") -> Optional[Path]:
+    """C2's heat-map of OUT's runs (see draw_heatmap) into OUT/heatmap.png unless ``path``; None when no C2 run
+    exists."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = c2_scores(out)
+    if not scores:
+        return None
+    poolings = {pooling for _, pooling in scores}
+    fig, ax = plt.subplots(figsize=(3.5 + 1.2 * len(poolings), max(3.0, 1.5 + 0.45 * len({r for r, _ in scores}))))
+    fig.colorbar(draw_heatmap(ax, scores, title), label="test F1 ×100")
     fig.tight_layout()
     path = path or out / "heatmap.png"
     fig.savefig(path, dpi=120)

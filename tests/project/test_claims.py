@@ -237,8 +237,17 @@ def test_a_rank_reversal_between_two_tasks_makes_the_best_setting_task_dependent
     # The second task's grid gets C2's other rows, labelled, and no task-dependence row of its own.
     assert rows["C2 unmasking [chunks]"]["folder"] == str(tmp_path / "runs" / "c2-chunks")
     assert "C2 task-dependent [chunks]" not in rows
-    assert "chunks: train" not in row["scale"]  # no grid.json: sizes unknown, said per task
-    assert row["scale"].count("sizes unknown") == 2
+    assert row["scale"].count("sizes unknown") == 2  # no grid.json in either folder: said per task
+    # The heat-map has a panel per task (each on its own colour scale): twice as wide as one task's.
+    two = png_width(tmp_path / "c_c2.png")
+    claims.main(["--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "one.md"), "--samples", "10"])
+    assert two > 1.8 * png_width(tmp_path / "one_c2.png")
+
+
+def png_width(path: Path) -> int:
+    data = path.read_bytes()
+    assert data[:4] == b"\x89PNG"
+    return int.from_bytes(data[16:20], "big")
 
 
 def test_the_same_clear_winner_on_both_tasks_is_not_task_dependent(tmp_path):
