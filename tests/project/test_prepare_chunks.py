@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 
 SCRIPTS = Path(__file__).parents[2] / "project" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -32,6 +32,8 @@ def test_news_sentences_become_np_chunk_splits(tmp_path):
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
 
 
-def test_a_test_split_that_leaves_nothing_to_train_on_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="--test-size 10000 .* leave no training sentences"):
-        prepare_chunks.main(["--output", str(tmp_path), "--max-docs", "2", "--test-size", "10000"])
+def test_a_test_split_that_leaves_nothing_to_train_on_is_refused():
+    docs = [Doc(spacy.blank("en").vocab, words=["a", "b"]) for _ in range(20)]
+    assert [len(part) for part in prepare_chunks.split(docs, 5, 0.1).values()] == [5, 2, 13]
+    with pytest.raises(SystemExit, match="--test-size 18 and --dev-fraction 0.1 leave no training sentences"):
+        prepare_chunks.split(docs, 18, 0.1)
