@@ -2,7 +2,8 @@
 plot of the seqlab taggers' span confidences (results_calibration.png).
 
 Runs of the same method and setting with several seeds are reported as mean ± sd; their reliability
-bins are pooled.
+bins are pooled. Rows go baselines first, then the seqlab components in METHOD_ORDER, each in the order its
+runs finished, so a re-run row keeps its place.
 """
 
 import argparse
@@ -28,8 +29,19 @@ def _mean_sd(values: List[float]) -> Dict[str, float]:
     }
 
 
+METHOD_ORDER = ("seqlab_multitask_ner", "seqlab_bidir_tagger", "seqlab_llm_sft")
+
+
+def method_rank(method: str) -> int:
+    """Baselines (every method not ours) first, then METHOD_ORDER, then any other seqlab component."""
+    if not method.startswith("seqlab_"):
+        return 0
+    return 1 + (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER))
+
+
 def summarize(runs: List[dict]) -> List[dict]:
-    """One row per (method, setting): mean ± sd over seeds of P, R, F, train time and speed."""
+    """One row per (method, setting), ordered by method_rank and then by first run: mean ± sd over seeds of
+    P, R, F, train time and speed."""
     groups: Dict[tuple, List[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["method"], run["setting"])].append(run)
@@ -43,7 +55,7 @@ def summarize(runs: List[dict]) -> List[dict]:
         row["ece"] = _mean_sd([c["ece"] for c in calibrated]) if calibrated else None
         row["reliability"] = pool_bins(c["bins"] for c in calibrated) if calibrated else None
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: method_rank(row["method"]))  # stable: run order within a method
 
 
 def _fmt(stat, scale: float = 1.0, digits: int = 1) -> str:
