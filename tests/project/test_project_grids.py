@@ -15,6 +15,7 @@ SCRIPTS = Path(__file__).parents[2] / "project" / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import claims  # noqa: E402
 import grid  # noqa: E402
+import grid_c2  # noqa: E402
 
 sys.path.remove(str(SCRIPTS))  # the scripts' module names (report, train) stay out of other tests' way
 
@@ -97,8 +98,9 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     # C2 on a second task (silver NP chunks on news) for the task-dependence row: the same grid, other data.
     _run([SCRIPTS / "prepare_chunks.py", "--output", "corpus/chunks", "--max-docs", "4", "--test-size", "4"], tmp_path)
     chunk_data = [f"--{split}=corpus/chunks/{split}.spacy" for split in ("train", "dev", "test")]
+    unmask_subset = ["--subset", "unmask", "--max-runs", "1"]  # C2's claims subset without repetition
     _run(
-        [SCRIPTS / "grid.py", "c2", "--output", "runs/c2-chunks", *claims_subset, *small, *models, *chunk_data],
+        [SCRIPTS / "grid.py", "c2", "--output", "runs/c2-chunks", *unmask_subset, *small, *models, *chunk_data],
         tmp_path,
     )
     chunks = json.loads((tmp_path / "runs" / "c2-chunks" / "metrics" / "c2-0000-first-s0.json").read_text())
@@ -113,6 +115,7 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     assert [m["label"] for m in task_row["measured"]] == ["corpus/test.spacy: 0000", "NP chunks: 0000"]
     assert task_row["verdict"] == "missing runs" and "--test corpus/chunks/test.spacy" in task_row["command"]
     assert rows["C2 small scale [NP chunks]"]["measured"][0]["mean"] == chunks["f"] * 100
+    assert "C2 repetition [NP chunks]" not in rows  # that grid was made without repetition
     assert rows["C2 unmasking"]["verdict"] == "missing runs"
     causal = rows["C2 unmasking"]["measured"][0]
     assert causal["seeds"] == [0] and causal["mean"] == metrics_f(tmp_path, "c2", "c2-0000-first-s0")
@@ -125,6 +128,13 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
 
 def metrics_f(root: Path, experiment: str, name: str) -> float:
     return json.loads((root / "runs" / experiment / "metrics" / f"{name}.json").read_text())["f"] * 100
+
+
+def test_the_unmask_subset_is_the_claims_subset_without_repetition(tmp_path):
+    claims_runs = grid_c2.c2_settings("claims")
+    unmask_runs = grid_c2.c2_settings("unmask")
+    assert unmask_runs == [run for run in claims_runs if run[2] == 0] and len(unmask_runs) == 5
+    assert len(claims_runs) == 7
 
 
 def test_a_grid_refuses_to_resume_with_other_sizes_or_data(tmp_path):
@@ -152,9 +162,10 @@ def test_a_grid_refuses_to_resume_with_other_sizes_or_data(tmp_path):
     (tmp_path / "c2" / "metrics").mkdir()
     (tmp_path / "c2" / "metrics" / "c2-0000-first-s0.json").write_text("{}")
     args.seeds = [1]  # more seeds: fine, and the command makes them all
+    args.subset = "unmask"  # a narrower subset: the command still makes every run the folder holds
     grid.record_grid(args)
     command = json.loads((tmp_path / "c2" / "grid.json").read_text())["command"]
-    assert "--seeds 0 1 --decoder tiny" in command
+    assert "--subset claims --seeds 0 1 --decoder tiny" in command
     args.bidir_steps = 3
     with pytest.raises(SystemExit, match="bidir_steps: 2 now 3"):
         grid.record_grid(args)
