@@ -1,7 +1,7 @@
 """The thesis' claims as measured by the grids: runs/c1, runs/c2, runs/c3 into claims.md, claims.json and plots.
 
     python scripts/claims.py --runs runs --output claims.md [--samples 1000] [--seed 0] [--margin 2]
-        [--c2-task "LABEL=runs/c2-chunks"] [--c2-also "LABEL=runs/c2-qwen"]
+        [--c2-label "WNUT-16 NER"] [--c2-task "LABEL=runs/c2-chunks"] [--c2-also "LABEL=runs/c2-qwen"]
 
 One row per claim (C1 per transfer regime). Each row states what was measured (test F1 ×100, mean ± sd over
 seeds; C1's few-shot samples are averaged within a seed first), a paired comparison where the claim is one, a
@@ -54,6 +54,11 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
         default=[],
         metavar="LABEL=DIR",
         help="C2 grids of the same model on other tasks: own rows, and the task-dependence row compares the tasks",
+    )
+    parser.add_argument(
+        "--c2-label",
+        default="",
+        help="The C2 grid's task, as the task-dependence row names it (default: its test data)",
     )
     parser.add_argument(
         "--c2-also", action="append", default=[], metavar="LABEL=DIR", help="More C2 grids (another model), own rows"

@@ -22,7 +22,8 @@ def fmt_measured(entry: dict) -> str:
     if entry["sd"] is not None:
         text += f" ± {entry['sd']:.1f}"
     runs = f" × {entry['runs_per_seed']} samples" if entry["runs_per_seed"] > 1 else ""
-    return text + f" ({len(entry['seeds'])} seeds{runs})"
+    seeds = len(entry["seeds"])
+    return text + f" ({seeds} seed{'s' if seeds != 1 else ''}{runs})"
 
 
 def fmt_comparison(entry: dict) -> str:

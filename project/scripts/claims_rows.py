@@ -169,9 +169,11 @@ def c2_claims(c2: Experiment, margin: float, tasks: Optional[Sequence[Experiment
 
 
 def task_name(c2: Experiment) -> str:
-    """How a task's grid is named in the rows: its label, else the test data its runs were scored on."""
-    if c2.label:
-        return c2.label
+    """How a task's grid is named in the rows: its label (--c2-label for the main grid), else the test data its
+    runs were scored on."""
+    name = c2.label or getattr(c2.options, "c2_label", "")
+    if name:
+        return name
     tests = sorted({str(run["metrics"].get("test_data")) for runs in c2.runs.values() for run in runs})
     return " + ".join(tests) or c2.folder.name
 

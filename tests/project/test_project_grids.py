@@ -109,10 +109,11 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     # The claims report from this partial grid: what ran is measured, the rest says it is missing.
     monkeypatch.chdir(tmp_path)
     argv = ["--runs", "runs", "--output", "claims.md", "--samples", "50", "--c2-task", "NP chunks=runs/c2-chunks"]
+    argv += ["--c2-label", "tweets"]
     rows = {row["id"]: row for row in claims.main(argv)}
     # One setting per task: each picks it, and with no runner-up the task dependence cannot be judged.
     task_row = rows["C2 task-dependent"]
-    assert [m["label"] for m in task_row["measured"]] == ["corpus/test.spacy: 0000", "NP chunks: 0000"]
+    assert [m["label"] for m in task_row["measured"]] == ["tweets: 0000", "NP chunks: 0000"]
     assert task_row["verdict"] == "missing runs" and "--test corpus/chunks/test.spacy" in task_row["command"]
     assert rows["C2 small scale [NP chunks]"]["measured"][0]["mean"] == chunks["f"] * 100
     assert "C2 repetition [NP chunks]" not in rows  # that grid was made without repetition
