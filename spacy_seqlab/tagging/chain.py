@@ -37,6 +37,15 @@ class ChainScores:
     first: numpy.ndarray
     last: numpy.ndarray
 
+    def tempered(self, temperature: float) -> "ChainScores":
+        """The chain with its scores divided by ``temperature`` (the masks unchanged)."""
+        if temperature == 1.0:
+            return self
+        scale = 1.0 / temperature
+        return ChainScores(
+            self.pairs * scale, self.start * scale, self.end * scale, self.allowed, self.first, self.last
+        )
+
     def filled(self, value: float = IMPOSSIBLE) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
         """(pairs, start, end) with every disallowed entry set to ``value``."""
         return (

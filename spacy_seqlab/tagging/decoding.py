@@ -10,9 +10,13 @@ Each predicted span gets a confidence, the probability that the span's tokens ca
 and the next token does not continue it, by forward-backward (:func:`~.chain.span_log_marginals`):
 under the CRF for ``crf``; for ``viterbi`` and ``argmax`` under the softmax tagger's own chain
 (zero transitions, the scheme's masks), i.e. the span's probability among the well-formed sequences.
-Everything runs on the padded batch at once (:mod:`.chain`).
+A ``temperature`` T divides every score of the chain before forward-backward (temperature scaling,
+Guo et al., 2017): T > 1 softens over-confident marginals; the decoded tags do not change, since
+dividing every sequence's score by T keeps their order. Everything runs on the padded batch at once
+(:mod:`.chain`).
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
@@ -55,11 +59,13 @@ def decode(
     *,
     transitions: Optional[Transitions] = None,
     repair: str = "strict",
+    temperature: float = 1.0,
 ) -> List[DecodedDoc]:
     """Decode a batch of per-token tag probabilities with ``decoder`` (``transitions``: the CRF's, for
-    ``crf``), with span confidences for span schemes."""
+    ``crf``), with span confidences for span schemes (at ``temperature``)."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    check_temperature(temperature)
     live = [i for i, p in enumerate(probs) if len(p)]
     ids = [numpy.zeros(len(p), dtype=numpy.int64) for p in probs]
     if not live:
@@ -79,7 +85,7 @@ def decode(
     if not tagset.is_span:
         return [DecodedDoc.tags_only(i) for i in ids]
     chunks = [tagset.chunks(i, repair=repair) for i in ids]
-    scores = _confidences(emissions, lengths, chain, tagset, [chunks[i] for i in live])
+    scores = _confidences(emissions, lengths, chain, tagset, [chunks[i] for i in live], temperature)
     per_doc = [numpy.zeros(0, dtype=numpy.float32)] * len(ids)
     for j, i in enumerate(live):
         per_doc[i] = scores[j]
@@ -96,11 +102,14 @@ def span_confidences(
     decoder: str = "viterbi",
     *,
     transitions: Optional[Transitions] = None,
+    temperature: float = 1.0,
 ) -> List[numpy.ndarray]:
-    """The confidence ``decoder`` gives each of the given spans, per Doc: ``spans`` holds each Doc's
-    (starts, ends, label ids) of non-overlapping spans, e.g. gold spans, or spans a decoder did not pick."""
+    """The confidence ``decoder`` gives each of the given spans at ``temperature``, per Doc: ``spans``
+    holds each Doc's (starts, ends, label ids) of non-overlapping spans, e.g. gold spans, or spans a
+    decoder did not pick."""
     if not tagset.is_span:
         raise ValueError(f"Scheme {tagset.scheme!r} has no spans")
+    check_temperature(temperature)
     live = [i for i, p in enumerate(probs) if len(p)]
     out = [numpy.zeros(0, dtype=numpy.float32)] * len(probs)
     if not live:
@@ -108,7 +117,7 @@ def span_confidences(
     ops = get_array_ops(probs[live[0]])
     emissions, lengths = pad(emission_scores(ops, [probs[i] for i in live]))
     chain = _chain(ops, tagset, decoder, transitions, emissions.dtype)
-    scores = _confidences(emissions, lengths, chain, tagset, [spans[i] for i in live])
+    scores = _confidences(emissions, lengths, chain, tagset, [spans[i] for i in live], temperature)
     for j, i in enumerate(live):
         out[i] = scores[j]
     return out
@@ -122,10 +131,22 @@ def _chain(ops: Ops, tagset: TagSet, decoder: str, transitions: Optional[Transit
     return chain_scores(tagset, dtype)
 
 
+def check_temperature(temperature: float) -> float:
+    """A confidence temperature must be a finite number above 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+        raise ValueError(f"confidence temperature must be a finite number above 0, got {temperature!r}")
+    return float(temperature)
+
+
 def _confidences(
-    emissions: numpy.ndarray, lengths: numpy.ndarray, chain: ChainScores, tagset: TagSet, spans: List[Chunks]
+    emissions: numpy.ndarray,
+    lengths: numpy.ndarray,
+    chain: ChainScores,
+    tagset: TagSet,
+    spans: List[Chunks],
+    temperature: float = 1.0,
 ) -> List[numpy.ndarray]:
-    """Per padded Doc, the marginal probability of each of its spans under ``chain``."""
+    """Per padded Doc, the marginal probability of each of its spans under ``chain`` at ``temperature``."""
     # The spans' own well-formed tags (argmax's repaired reading; Viterbi's output as it is).
     tags = numpy.zeros(emissions.shape[:2], dtype=numpy.int64)
     for j, (n, chunk) in enumerate(zip(lengths.tolist(), spans)):
@@ -135,6 +156,7 @@ def _confidences(
     rows[:, 0] = numpy.repeat(numpy.arange(len(spans)), counts)
     rows[:, 1] = numpy.concatenate([numpy.asarray(chunk[0], dtype=numpy.int64) for chunk in spans])
     rows[:, 2] = numpy.concatenate([numpy.asarray(chunk[1], dtype=numpy.int64) for chunk in spans])
-    log_p = span_log_marginals(emissions, lengths, chain, tags, tagset.continuation_mask(), rows)
+    tempered = emissions / temperature if temperature != 1.0 else emissions
+    log_p = span_log_marginals(tempered, lengths, chain.tempered(temperature), tags, tagset.continuation_mask(), rows)
     scores = numpy.clip(numpy.exp(log_p), 0.0, 1.0).astype(numpy.float32)
     return numpy.split(scores, numpy.cumsum(counts)[:-1])

@@ -28,6 +28,8 @@ from spacy.vocab import Vocab
 from thinc.api import CategoricalCrossentropy, Ops
 from thinc.types import Floats2d, Ints1d
 
+from ..core.batching import length_sorted_batches
+from ..core.calibration import fit_temperature
 from ..core.pipe import LabeledPipe, split_rows
 from ..core.schemes import REPAIRS, TagSet
 from ..core.scoring import make_seqeval_scorer
@@ -36,7 +38,7 @@ from ..core.targets import TARGET_FORMS, Target
 from ..hf.model import find_hf_model
 from ..hf.pieces import count_pieces
 from .crf import crf_loss
-from .decoding import DecodedDoc, decode
+from .decoding import DecodedDoc, decode, span_confidences
 from .model import BACKBONE_SAMPLE, DECODER_ATTR, TaggerModel, TaggerOutput, signal_vocabs, tagger_signals
 from .signals import MissingSignalError, SignalVocab, signal_gold
 
@@ -101,7 +103,8 @@ class SequenceTagger(LabeledPipe):
         self.model = model
         self.name = name
         settings = settings if settings is not None else TargetSettings()
-        self.cfg: Dict[str, Any] = {"labels": [], **asdict(settings)}
+        # The span confidences' temperature: fitted state (calibrate), saved in cfg, not a setting.
+        self.cfg: Dict[str, Any] = {"labels": [], **asdict(settings), "confidence_temperature": 1.0}
         self.scorer = (
             scorer if scorer is not None else make_seqeval_scorer(target=settings.target, scheme=settings.scheme)
         )
@@ -147,7 +150,48 @@ class SequenceTagger(LabeledPipe):
             self.decoder,
             transitions=output.transitions,
             repair=self.cfg["repair"],
+            temperature=self.cfg.get("confidence_temperature", 1.0),
         )
+
+    def calibrate(self, docs: Sequence[Doc], gold: Sequence[Doc], *, batch_size: int = 64) -> Dict[str, Any]:
+        """Fit the span confidences' temperature on held-out Docs and keep it in
+        ``cfg["confidence_temperature"]`` (saved with the component); the predicted spans do not change.
+
+        ``docs``: the texts as the pipes before this one annotated them (signals read them); ``gold``:
+        the same texts annotated. Returns :func:`~spacy_seqlab.core.calibration.fit_temperature`'s
+        record (temperature, log loss and ECE before and after)."""
+        if not self.target.is_span:
+            raise ValueError(f"Component '{self.name}' has target {self.target}: its tags have no span confidences")
+        if len(docs) != len(gold):
+            raise ValueError(f"Got {len(docs)} Docs to predict but {len(gold)} gold Docs")
+        self._require_labels()
+        pairs = [(doc, ref) for doc, ref in zip(docs, gold) if len(doc)]
+        probs: List[Floats2d] = [self.model.ops.alloc2f(0, len(self.tagset))] * len(pairs)
+        transitions = None
+        for indices in length_sorted_batches(self.costs([doc for doc, _ in pairs]), batch_size):
+            try:
+                output: TaggerOutput = self.model.predict([pairs[i][0] for i in indices])
+            except MissingSignalError as err:
+                raise err.naming(self.name) from None
+            for i, tags in zip(indices, output.tags):
+                probs[i] = tags
+            transitions = output.transitions
+        decoder, tagset = self.decoder, self.tagset
+        decoded = decode(self.model.ops, probs, tagset, decoder, transitions=transitions, repair=self.cfg["repair"])
+        correct = []
+        for (doc, ref), predicted in zip(pairs, decoded):
+            truth = {(ref[s:e].start_char, ref[s:e].end_char, label) for s, e, label in self.target.doc_spans(ref)}
+            for s, e, i in zip(predicted.starts, predicted.ends, predicted.label_ids):
+                correct.append((doc[s:e].start_char, doc[s:e].end_char, tagset.labels[i]) in truth)
+        spans = [(d.starts, d.ends, d.label_ids) for d in decoded]
+
+        def confidences_at(temperature: float) -> numpy.ndarray:
+            per_doc = span_confidences(probs, tagset, spans, decoder, transitions=transitions, temperature=temperature)
+            return numpy.concatenate(per_doc) if per_doc else numpy.zeros(0)
+
+        fit = fit_temperature(confidences_at, correct)
+        self.cfg["confidence_temperature"] = fit["temperature"]
+        return fit
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[DecodedDoc]) -> None:
         target, tagset, repair = self.target, self.tagset, self.cfg["repair"]
@@ -237,6 +281,7 @@ class SequenceTagger(LabeledPipe):
         for label in labels:
             self.add_label(label)
         self._require_labels()
+        self.cfg["confidence_temperature"] = 1.0  # a new model's confidences are not calibrated
         output_layer = self.model.get_ref("output_layer")
         n_tags = len(self.tagset)
         if output_layer.has_dim("nO") and output_layer.get_dim("nO") != n_tags:

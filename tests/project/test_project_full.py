@@ -84,6 +84,17 @@ def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir,
     assert table.count("\n| ") == len(ROWS) + 2  # header, rule, one row each
     assert "Do not beat it" in table and "Test data: WNUT-16" in table
     assert (project / "results_full.png").read_bytes()[:4] == b"\x89PNG"
+    # Each tagger row's confidences are calibrated on dev (spaCy's ner and SIFT have none to calibrate).
+    calibrated = json.loads((project / "calibration_full.json").read_text())["runs"]
+    taggers = [name for name in ROWS if name.startswith(("tagger", "bidir"))]
+    assert [Path(run["model"]).parts[-3] for run in calibrated] == sorted(taggers)
+    for run in calibrated:
+        if "skipped" in run:  # a tiny random tagger may predict no span on dev: nothing to fit
+            assert "No predicted spans" in run["skipped"]
+            continue
+        assert run["temperature"] > 0 and run["test_spans"] >= 0
+        loaded = spacy.load(project / run["calibrated"])
+        assert loaded.get_pipe(run["component"]).cfg["confidence_temperature"] == pytest.approx(run["temperature"])
 
 
 def test_another_crf_row_gets_its_own_folders():

@@ -165,6 +165,7 @@ def test_presets_differ_only_in_their_default_model():
             "target": "tag",
             "scheme": "tags",
             "repair": "strict",
+            "confidence_temperature": 1.0,
         }
         configs[factory] = {k: v for k, v in nlp.config["components"]["tagger"].items() if k != "factory"}
     assert configs["seqlab_bidir_tagger"] == configs["seqlab_multitask_ner"]
