@@ -137,8 +137,8 @@ def plot_c3(c3: Experiment, path: Path) -> None:
         ("c3-mrc-instr-2d", "mrc + instr.\n2 demos"),
         ("c3-mrc-noinstr-0d", "mrc\n0 demos"),
         ("c3-mrc-noinstr-8d", "mrc\n8 demos"),
-        ("c3-icl", "in-context\n(no training)"),
-        ("c3-bidir", "bidir\ntagger"),
+        ("c3-icl", "in-context, 8 demos\n(no training)"),
+        ("c3-bidir", "bidir tagger\n(same model)"),
     ]
     present = [(key, label) for key, label in keys if c3.has(key)]
     if not present:
@@ -152,7 +152,10 @@ def plot_c3(c3: Experiment, path: Path) -> None:
     top = max(stat["mean"] + (stat["sd"] or 0.0) for stat in stats)
     ax.set_ylim(0, max(10.0, top * 1.15))  # room for the labels, also when every score is 0
     for i, stat in enumerate(stats):
-        ax.text(i, stat["mean"] + 0.5, f"{stat['mean']:.1f}", ha="center", va="bottom", fontsize=8)
+        # Above the error bar, so that the number stays readable.
+        ax.text(
+            i, stat["mean"] + (stat["sd"] or 0.0) + 0.5, f"{stat['mean']:.1f}", ha="center", va="bottom", fontsize=8
+        )
     ax.set_xticks(range(len(present)), [label for _, label in present], fontsize=8)
     ax.set_ylabel("test F1 ×100 (mean ± sd over seeds)")
     ax.set_title("C3: SIFT settings (blue) and baselines (orange) on the same model", fontsize=10)
