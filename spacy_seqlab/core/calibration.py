@@ -14,7 +14,7 @@ confidences best predict correctness on held-out data (temperature scaling, Guo 
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from .settings import check_int
 
@@ -97,10 +97,16 @@ def span_confidence_pairs(pairs: Iterable[Tuple[Doc, Doc]], key: str) -> Tuple[L
                 "is the component a seqlab tagger of that name?"
             )
         group = predicted.spans[key]
-        truth = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
         confidences.extend(float(s) for s in group.attrs["scores"])
-        correct.extend((s.start_char, s.end_char, s.label_) in truth for s in group)
+        correct.extend(correct_spans(group, gold.ents))
     return confidences, correct
+
+
+def correct_spans(predicted: Iterable[Span], gold: Iterable[Span]) -> List[bool]:
+    """Whether each predicted span has a gold span with its characters and label (seqeval's strict
+    match, independent of the two Docs' tokenization)."""
+    truth = {(s.start_char, s.end_char, s.label_) for s in gold}
+    return [(s.start_char, s.end_char, s.label_) in truth for s in predicted]
 
 
 # Temperatures tried by fit_temperature: log-spaced, then refined around the best.

@@ -29,7 +29,7 @@ from thinc.api import CategoricalCrossentropy, Ops
 from thinc.types import Floats2d, Ints1d
 
 from ..core.batching import length_sorted_batches
-from ..core.calibration import fit_temperature
+from ..core.calibration import correct_spans, fit_temperature
 from ..core.pipe import LabeledPipe, split_rows
 from ..core.schemes import REPAIRS, TagSet
 from ..core.scoring import make_seqeval_scorer
@@ -178,11 +178,11 @@ class SequenceTagger(LabeledPipe):
             transitions = output.transitions
         decoder, tagset = self.decoder, self.tagset
         decoded = decode(self.model.ops, probs, tagset, decoder, transitions=transitions, repair=self.cfg["repair"])
-        correct = []
+        correct: List[bool] = []
         for (doc, ref), predicted in zip(pairs, decoded):
-            truth = {(ref[s:e].start_char, ref[s:e].end_char, label) for s, e, label in self.target.doc_spans(ref)}
-            for s, e, i in zip(predicted.starts, predicted.ends, predicted.label_ids):
-                correct.append((doc[s:e].start_char, doc[s:e].end_char, tagset.labels[i]) in truth)
+            starts, ends, ids = (a.tolist() for a in (predicted.starts, predicted.ends, predicted.label_ids))
+            found = [Span(doc, s, e, tagset.labels[i]) for s, e, i in zip(starts, ends, ids)]
+            correct += correct_spans(found, [Span(ref, s, e, label) for s, e, label in self.target.doc_spans(ref)])
         spans = [(d.starts, d.ends, d.label_ids) for d in decoded]
 
         def confidences_at(temperature: float) -> numpy.ndarray:

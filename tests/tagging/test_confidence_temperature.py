@@ -10,6 +10,7 @@ import spacy
 from spacy.cli._util import app
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from test_crf import ENTS, WORDS
 from test_decoding import TAGSETS, brute_span_probability, random_case
 from thinc.api import NumpyOps
 from typer.testing import CliRunner
@@ -73,8 +74,6 @@ def test_the_fit_recovers_the_temperature_that_made_the_data():
         fit_temperature(lambda t: numpy.zeros(0), [])
 
 
-WORDS = [["alice", "lives", "in", "paris"], ["bob", "works", "in", "new", "york"], ["the", "city", "of", "paris"]]
-ENTS = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC", "I-LOC"], ["O", "O", "O", "B-LOC"]]
 # Held-out Docs the memorizing tagger gets partly wrong, so that its confidences are too high.
 HELD_OUT = [
     (["paris", "lives", "in", "alice"], ["B-LOC", "O", "O", "B-PER"]),
