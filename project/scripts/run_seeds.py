@@ -5,8 +5,9 @@
 
 Each seed S trains into TRAINING/NAME/seed-S (`system.seed` = S) and its best dev checkpoint (model-best,
 else model-last) is tested: METRICS/NAME/seed-S.json as evaluate.py writes it, and the predicted test Docs
-in TRAINING/NAME/seed-S/predictions.spacy (for report_full.py's paired bootstrap). A seed whose metrics
-exist is skipped, so an interrupted row resumes where it stopped.
+beside them, METRICS/NAME/seed-S.predictions.spacy (for report_full.py's paired bootstrap; small enough to
+commit with the metrics, so a later table can add rows without re-running these). A seed whose metrics exist
+is skipped, so an interrupted row resumes where it stopped.
 """
 
 import argparse
@@ -50,7 +51,7 @@ def main() -> None:
             args.method,
             args.setting,
             batch_size=args.batch_size,
-            predictions=output / "predictions.spacy",
+            predictions=metrics.with_suffix(".predictions.spacy"),
             seed=seed,
         )
         result["model"] = model.name

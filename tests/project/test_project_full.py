@@ -62,6 +62,8 @@ def test_full_workflow_writes_the_table_with_a_bootstrap_per_row(tiny_model_dir,
         assert metrics["seed"] == 0 and metrics["model"] == "model-best"
         assert 0.0 <= metrics["f"] <= 1.0 and metrics["words_per_second"] > 0 and metrics["train_seconds"] > 0
         assert metrics["test_docs"] == (4 if name == "sft-mrc" else 12)
+        # The predictions lie beside the metrics (committed with them), not in the ignored training folder.
+        assert metrics["predictions"] == f"metrics/full/{name}/seed-0.predictions.spacy"
         predicted = list(DocBin().from_disk(project / metrics["predictions"]).get_docs(spacy.blank("en").vocab))
         assert len(predicted) == metrics["test_docs"]
     # The tagger rows decode as asked.
