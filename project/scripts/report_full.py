@@ -8,12 +8,17 @@ The bootstrap compares the predictions of each row's lowest seed (seed 0 in the 
 baseline's lowest seed, on the same test documents (a row tested on the first N documents, SIFT's subset,
 is compared on those N), resampling documents: F(row) - F(baseline) with its 95% percentile interval and
 two-sided p-value (spacy_seqlab.core.significance). A row beats the baseline when the interval lies above 0.
+
+With --previous EARLIER.json (an earlier results_full.json), the runs of the earlier table that METRICS does not
+hold are kept: their rows count them as they were, and a kept lowest seed keeps the bootstrap the earlier table
+computed for it (its predictions may be gone). So rows can be added or re-run one at a time on a machine that
+no longer has the others' runs. The table names the rows it kept.
 """
 
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy
 import spacy
@@ -30,6 +35,15 @@ def load_runs(metrics: Path) -> List[dict]:
     """Every run's metrics, in the order the runs finished (the workflow's order)."""
     paths = sorted(metrics.glob("*/seed-*.json"), key=lambda p: p.stat().st_mtime)
     return [json.loads(path.read_text()) for path in paths]
+
+
+def previous_table(path: Path, runs: List[dict]) -> Tuple[List[dict], Dict[str, dict]]:
+    """The runs of the earlier table at ``path`` that ``runs`` does not hold (same name and seed), marked
+    ``kept``, and the earlier rows' bootstraps by row name."""
+    earlier = json.loads(path.read_text())
+    held = {(run["name"], run.get("seed")) for run in runs}
+    kept = [{**run, "kept": True} for run in earlier["runs"] if (run["name"], run.get("seed")) not in held]
+    return kept, {row["name"]: row["bootstrap"] for row in earlier["rows"] if row.get("bootstrap")}
 
 
 def run_counts(run: dict) -> tuple:
@@ -59,7 +73,10 @@ def lowest_seed(runs: List[dict]) -> dict:
     return min(runs, key=lambda run: run.get("seed") or 0)
 
 
-def build_rows(runs: List[dict], baseline_name: str, samples: int, seed: int) -> List[dict]:
+def build_rows(
+    runs: List[dict], baseline_name: str, samples: int, seed: int, earlier: Optional[Dict[str, dict]] = None
+) -> List[dict]:
+    """The table's rows; ``earlier``: the bootstraps of an earlier table, for the rows whose lowest seed it kept."""
     rows = summarize(runs)
     baseline_runs = [run for run in runs if run["name"] == baseline_name]
     baseline = lowest_seed(baseline_runs) if baseline_runs else None
@@ -67,10 +84,25 @@ def build_rows(runs: List[dict], baseline_name: str, samples: int, seed: int) ->
         members = [run for run in runs if (run["method"], run["setting"]) == (row["method"], row["setting"])]
         row["name"] = members[0]["name"]
         row["seeds"] = sorted(run.get("seed") for run in members if run.get("seed") is not None)
+        row["kept_seeds"] = sorted(run.get("seed") for run in members if run.get("kept"))
         row["is_baseline"] = row["name"] == baseline_name
         row["bootstrap"] = None
-        if baseline is not None and not row["is_baseline"]:
-            first = lowest_seed(members)
+        if baseline is None or row["is_baseline"]:
+            continue
+        first = lowest_seed(members)
+        if first.get("kept"):
+            kept = (earlier or {}).get(row["name"])
+            if kept is None or kept.get("seed") != first.get("seed"):
+                raise SystemExit(
+                    f"{row['name']} seed {first.get('seed')}: kept from the earlier table without its bootstrap"
+                )
+            row["bootstrap"] = kept
+        elif baseline.get("kept"):
+            raise SystemExit(
+                f"{row['name']}: a new run needs the baseline's predictions, and {baseline_name} seed "
+                f"{baseline.get('seed')} comes from the earlier table: run the baseline again"
+            )
+        else:
             row["bootstrap"] = {"seed": first.get("seed"), **compare(first, baseline, samples, seed)}
     return rows
 
@@ -91,6 +123,19 @@ def verdict(rows: List[dict], baseline_name: str) -> str:
     others = [f"{r['method']} ({r['setting']})" for r in compared if r["bootstrap"]["low"] <= 0]
     text = f"Beat {baseline_name} (95% interval of the F difference above 0): {', '.join(wins) or 'none'}. "
     return text + f"Do not beat it (difference not significant, or worse): {', '.join(others) or 'none'}."
+
+
+def kept_note(rows: List[dict]) -> str:
+    """The line naming the rows with runs kept from an earlier table ('' when none)."""
+    kept = [
+        f"{r['method']} ({r['setting']}; seed {', '.join(map(str, r['kept_seeds']))})" for r in rows if r["kept_seeds"]
+    ]
+    if not kept:
+        return ""
+    return (
+        f"- Kept from the earlier table (runs not re-run for this one; a kept lowest seed keeps the bootstrap "
+        f"that table computed, against its baseline run): {', '.join(kept)}.\n"
+    )
 
 
 FULL_HEADING = "Full-budget results"
@@ -126,6 +171,7 @@ def write_markdown(
         + "\n".join(lines)
         + "\n\n"
         + f"- {verdict(rows, baseline_name)}\n"
+        + kept_note(rows)
         + "".join(f"- {note}\n" for note in notes)
     )
     path.write_text(text)
@@ -143,13 +189,22 @@ def main() -> None:
     parser.add_argument("--intro", default=FULL_INTRO, help="What the rows are, before the column legend")
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--stats", type=Path, help="corpus stats.json from the prepare step")
+    parser.add_argument(
+        "--previous", default="", help="An earlier results_full.json whose runs METRICS lacks are kept ('': none)"
+    )
     args = parser.parse_args()
-    runs = load_runs(args.metrics)
+    runs, earlier = load_runs(args.metrics), None
+    if args.previous:
+        previous = Path(args.previous)
+        if not previous.exists():
+            raise SystemExit(f"--previous {previous}: no such file")
+        kept, earlier = previous_table(previous, runs)
+        runs = kept + runs
     if not runs:
         raise SystemExit(f"No metrics in {args.metrics}/*/seed-*.json: run the training steps first")
     if not any(run["name"] == args.baseline for run in runs):
         raise SystemExit(f"No run of the baseline {args.baseline!r} in {args.metrics}: run it first")
-    rows = build_rows(runs, args.baseline, args.samples, args.seed)
+    rows = build_rows(runs, args.baseline, args.samples, args.seed, earlier)
     notes = list(args.note)
     if args.stats and args.stats.exists():
         notes.append(test_data_note(args.stats))
