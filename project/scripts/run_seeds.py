@@ -6,16 +6,28 @@
 Each seed S trains into TRAINING/NAME/seed-S (`system.seed` = S) and its best dev checkpoint (model-best,
 else model-last) is tested: METRICS/NAME/seed-S.json as evaluate.py writes it, and the predicted test Docs
 beside them, METRICS/NAME/seed-S.predictions.spacy (for report_full.py's paired bootstrap; small enough to
-commit with the metrics, so a later table can add rows without re-running these). A seed whose metrics exist
-is skipped, so an interrupted row resumes where it stopped.
+commit with the metrics, so a later table can add rows without re-running these). A seed whose metrics and
+trained model both exist is skipped, so an interrupted row resumes where it stopped; committed metrics without
+the model (a fresh checkout) are trained again and overwritten.
 """
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 import spacy
 from evaluate import evaluate_pipeline, write_metrics
 from train import overrides_from, train_system, training_options
+
+
+def trained_model(output: Path) -> Optional[Path]:
+    """The checkpoint a seed is tested at: its best dev checkpoint, else its last (None before training)."""
+    return next((output / name for name in ("model-best", "model-last") if (output / name).exists()), None)
+
+
+def finished(metrics: Path, output: Path) -> bool:
+    """Whether a seed is done here: its metrics and the model they were computed from both exist."""
+    return metrics.exists() and trained_model(output) is not None
 
 
 def main() -> None:
@@ -38,12 +50,14 @@ def main() -> None:
         spacy.require_gpu(args.gpu_id)
     for seed in args.seeds:
         metrics = args.metrics / args.name / f"seed-{seed}.json"
-        if metrics.exists():
+        output = args.training / args.name / f"seed-{seed}"
+        if finished(metrics, output):
             print(f"{args.name} seed {seed}: done ({metrics})")
             continue
-        output = args.training / args.name / f"seed-{seed}"
+        if metrics.exists():
+            print(f"{args.name} seed {seed}: {metrics} exists but no model in {output}: training it again")
         train_system(f"{args.name} seed {seed}", args.config, output, {**overrides, "system.seed": seed}, args.gpu_id)
-        model = output / "model-best" if (output / "model-best").exists() else output / "model-last"
+        model = trained_model(output)
         result = evaluate_pipeline(
             model,
             args.test,
