@@ -80,12 +80,16 @@ def training_options() -> argparse.ArgumentParser:
     """The options that set config overrides (spaCy-style ``--paths.train X`` pass through as unknown ones)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="key=value (JSON or text)")
+    # A weasel var cannot carry "--set k=v" from the command line (weasel drops every "--" in an override's value).
+    parser.add_argument(
+        "--set-list", default="", help="key=value overrides separated by spaces (values without spaces)"
+    )
     parser.add_argument("--steps", type=int, default=None, help="Train exactly N steps, evaluating at the last one")
     return parser
 
 
 def overrides_from(args: argparse.Namespace, spacy_options: List[str]) -> Dict[str, Any]:
-    overrides = {**parse_config_overrides(spacy_options), **parse_overrides(args.overrides)}
+    overrides = {**parse_config_overrides(spacy_options), **parse_overrides(args.overrides + args.set_list.split())}
     if args.steps is not None:
         overrides = {**step_overrides(args.steps), **overrides}
     return overrides

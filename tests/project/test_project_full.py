@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 from weasel.util import load_project_config
+from weasel.util.config import parse_config_overrides
 
 PROJECT = Path(__file__).parents[2] / "project"
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -108,3 +110,30 @@ def test_another_crf_row_gets_its_own_folders():
     assert " tagger-crf-ner other.cfg " in command["script"][0]
     assert command["outputs"] == ["training/full/tagger-crf-ner", "metrics/full/tagger-crf-ner"]
     assert "other.cfg" in command["deps"]
+
+
+def test_the_crf_rows_overrides_reach_training_from_the_command_line():
+    # weasel drops every "--" in a var's value ("--set k=v" became "set k=v"): full_crf_overrides holds bare
+    # key=value pairs, which run_seeds.py reads with --set-list.
+    cli = [
+        "--vars.full_crf_overrides",
+        "training.optimizer.learn_rate.initial_rate=1e-4 components.seqlab_ner.model.dropout=0.2",
+    ]
+    config = load_project_config(PROJECT, overrides=parse_config_overrides(cli))
+    command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-crf")["script"][0]
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(PROJECT / "scripts"))
+    options = shlex.split(command)
+    overrides = train.parse_training_options(options[options.index("--paths.train") :])
+    assert overrides["training.optimizer.learn_rate.initial_rate"] == 1e-4
+    assert overrides["components.seqlab_ner.model.dropout"] == 0.2
+    assert overrides["components.seqlab_ner.model.decoder"] == "crf"
+    # The default, no overrides, adds none.
+    default = next(cmd for cmd in load_project_config(PROJECT)["commands"] if cmd["name"] == "full-tagger-crf")
+    options = shlex.split(default["script"][0])
+    assert "training.optimizer.learn_rate.initial_rate" not in train.parse_training_options(
+        options[options.index("--paths.train") :]
+    )
