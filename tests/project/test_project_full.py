@@ -137,3 +137,25 @@ def test_the_crf_rows_overrides_reach_training_from_the_command_line():
     assert "training.optimizer.learn_rate.initial_rate" not in train.parse_training_options(
         options[options.index("--paths.train") :]
     )
+
+
+def test_the_larger_encoder_row_trains_the_best_pipeline_on_a_known_alias():
+    from spacy_seqlab.data.resources import MODEL_ALIASES
+
+    config = load_project_config(PROJECT)
+    command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-mpnet")["script"][0]
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(PROJECT / "scripts"))
+    options = shlex.split(command)
+    name = options.index("tagger-crf-ner-mpnet")
+    assert options[name + 1] == config["vars"]["casing_ner_config"]
+    overrides = train.parse_training_options(options[options.index("--paths.train") :])
+    assert overrides["components.seqlab_ner.model.backbone.name"] in MODEL_ALIASES
+    assert overrides["components.seqlab_ner.model.decoder"] == "crf"
+    # Its schedule ends with its last epoch, as the MiniLM rows' does (same batches per epoch).
+    variables = config["vars"]
+    per_epoch = variables["full_encoder_schedule_steps"] / variables["full_encoder_epochs"]
+    assert overrides["training.optimizer.learn_rate.total_steps"] == overrides["training.max_epochs"] * per_epoch
