@@ -119,8 +119,9 @@ def assembled_dir(parts: Sequence[Path], folder: str, *, cache_dir: Optional[Uni
     """The cached folder extracted from the split zip ``parts``, keyed by each part's path, size and mtime."""
     if not parts:
         raise SplitZipError("a split zip needs at least one part")
+    stats = [(part, part.stat()) for part in parts]
     key = {
-        "parts": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in parts],
+        "parts": [[str(part.resolve()), stat.st_size, stat.st_mtime_ns] for part, stat in stats],
         "folder": folder,
     }
     stem = PurePosixPath(folder.strip("/")).name or "model"

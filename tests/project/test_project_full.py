@@ -112,6 +112,21 @@ def test_another_crf_row_gets_its_own_folders():
     assert "other.cfg" in command["deps"]
 
 
+def _script(config: dict, name: str) -> str:
+    return next(cmd for cmd in config["commands"] if cmd["name"] == name)["script"][0]
+
+
+def _training_overrides(command: str) -> dict:
+    """The config overrides a full-budget row's command passes to training, as train.py parses them."""
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(PROJECT / "scripts"))
+    options = shlex.split(command)
+    return train.parse_training_options(options[options.index("--paths.train") :])
+
+
 def test_the_crf_rows_overrides_reach_training_from_the_command_line():
     # weasel drops every "--" in a var's value ("--set k=v" became "set k=v"): full_crf_overrides holds bare
     # key=value pairs, which run_seeds.py reads with --set-list.
@@ -120,39 +135,24 @@ def test_the_crf_rows_overrides_reach_training_from_the_command_line():
         "training.optimizer.learn_rate.initial_rate=1e-4 components.seqlab_ner.model.dropout=0.2",
     ]
     config = load_project_config(PROJECT, overrides=parse_config_overrides(cli))
-    command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-crf")["script"][0]
-    sys.path.insert(0, str(PROJECT / "scripts"))
-    try:
-        import train
-    finally:
-        sys.path.remove(str(PROJECT / "scripts"))
-    options = shlex.split(command)
-    overrides = train.parse_training_options(options[options.index("--paths.train") :])
+    overrides = _training_overrides(_script(config, "full-tagger-crf"))
     assert overrides["training.optimizer.learn_rate.initial_rate"] == 1e-4
     assert overrides["components.seqlab_ner.model.dropout"] == 0.2
     assert overrides["components.seqlab_ner.model.decoder"] == "crf"
     # The default, no overrides, adds none.
-    default = next(cmd for cmd in load_project_config(PROJECT)["commands"] if cmd["name"] == "full-tagger-crf")
-    options = shlex.split(default["script"][0])
-    assert "training.optimizer.learn_rate.initial_rate" not in train.parse_training_options(
-        options[options.index("--paths.train") :]
-    )
+    default = _script(load_project_config(PROJECT), "full-tagger-crf")
+    assert "training.optimizer.learn_rate.initial_rate" not in _training_overrides(default)
 
 
 def test_the_larger_encoder_row_trains_the_best_pipeline_on_a_known_alias():
     from spacy_seqlab.data.resources import MODEL_ALIASES
 
     config = load_project_config(PROJECT)
-    command = next(cmd for cmd in config["commands"] if cmd["name"] == "full-tagger-mpnet")["script"][0]
-    sys.path.insert(0, str(PROJECT / "scripts"))
-    try:
-        import train
-    finally:
-        sys.path.remove(str(PROJECT / "scripts"))
+    command = _script(config, "full-tagger-mpnet")
     options = shlex.split(command)
     name = options.index("tagger-crf-ner-mpnet")
     assert options[name + 1] == config["vars"]["casing_ner_config"]
-    overrides = train.parse_training_options(options[options.index("--paths.train") :])
+    overrides = _training_overrides(command)
     assert overrides["components.seqlab_ner.model.backbone.name"] in MODEL_ALIASES
     assert overrides["components.seqlab_ner.model.decoder"] == "crf"
     # Its schedule ends with its last epoch, as the MiniLM rows' does (same batches per epoch).
