@@ -67,3 +67,18 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
         timeout=300,
     )
     assert again.returncode == 0 and again.stdout.count("Skipping") >= len(names), again.stdout[-2000:]
+    # main-seeds: spaCy ner and the bidir rows per seed, in a table with a paired bootstrap against spaCy ner.
+    seeds = subprocess.run(
+        [sys.executable, "-m", "weasel", "run", "main-seeds", str(project), *args, "--vars.main_seeds", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert seeds.returncode == 0, seeds.stdout[-3000:] + seeds.stderr[-3000:]
+    rows = json.loads((project / "results_seeds.json").read_text())["rows"]
+    assert [(row["name"], row["seeds"]) for row in rows] == [("spacy-ner", [0]), ("bidir-none", [0]), ("bidir-01", [0])]
+    assert all(row["bootstrap"] is not None for row in rows[1:])
+    # The same training as the workflow's rows: seed 0 scores what `all` scored.
+    for row in rows:
+        assert row["f"]["mean"] == json.loads((project / "metrics" / f"{row['name']}.json").read_text())["f"]
