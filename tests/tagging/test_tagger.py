@@ -180,8 +180,9 @@ def test_the_bidir_preset_reads_each_word_at_its_last_piece(tiny_model_dir):
     tagger = nlp.add_pipe("seqlab_bidir_tagger", config={"model": {"backbone": backbone}})
     nlp.initialize(lambda: [Example.from_dict(nlp.make_doc("unbelievably good"), {"entities": ["U-PER", "O"]})])
     doc = nlp.make_doc("unbelievably")
-    (vectors,) = tagger.model.get_ref("backbone").predict([doc])
-    module = hf_model_of(tagger.model.get_ref("backbone"))
+    backbone = tagger.model.get_ref("backbone")
+    (vectors,) = backbone.predict([doc])
+    module = hf_model_of(backbone)
     ids = module.tokenizer(doc.text, return_tensors="pt")["input_ids"]
     assert ids.shape[1] > 3  # BOS + several pieces
     with torch.no_grad():
