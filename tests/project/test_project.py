@@ -25,6 +25,7 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
         "sft_test_size": 4,
         "encoder_steps": 3,
         "bidir_steps": 3,
+        "bidir_unmask": "01",  # the tiny decoder has 2 layers; the shipped 5 groups fit SmolLM2's 30
         "sft_steps": 3,
         # The shipped configs, by absolute path since the project is copied elsewhere.
         "multitask_config": CONFIGS / "multitask_minilm_wnut16_cpu.cfg",
@@ -44,7 +45,7 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     names = ["spacy-ner", "multitask-vanilla", "multitask-oie"]
-    names += ["bidir-none", "bidir-01", "sft-mrc"]
+    names += ["bidir-none", "bidir-unmasked", "sft-mrc"]
     for name in names:
         metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
         assert 0.0 <= metrics["f"] <= 1.0 and metrics["words_per_second"] > 0 and metrics["train_seconds"] > 0
@@ -77,7 +78,11 @@ def test_all_workflow_runs_and_writes_every_output(tiny_model_dir, tmp_path):
     )
     assert seeds.returncode == 0, seeds.stdout[-3000:] + seeds.stderr[-3000:]
     rows = json.loads((project / "results_seeds.json").read_text())["rows"]
-    assert [(row["name"], row["seeds"]) for row in rows] == [("spacy-ner", [0]), ("bidir-none", [0]), ("bidir-01", [0])]
+    assert [(row["name"], row["seeds"]) for row in rows] == [
+        ("spacy-ner", [0]),
+        ("bidir-none", [0]),
+        ("bidir-unmasked", [0]),
+    ]
     assert all(row["bootstrap"] is not None for row in rows[1:])
     # The same training as the workflow's rows: seed 0 scores what `all` scored.
     for row in rows:
