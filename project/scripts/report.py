@@ -10,8 +10,9 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import matplotlib
 
@@ -19,6 +20,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spacy_seqlab.core.calibration import pool_bins  # noqa: E402
+
+
+def read_in_run_order(paths: Iterable[Path]) -> List[dict]:
+    """The metrics files' runs in the order they finished (the workflow's order): by the ``finished`` time
+    evaluate.py records, else (metrics written before it did) by the file's modification time."""
+
+    def finished(item):
+        path, run = item
+        return run.get("finished") or datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(
+            timespec="seconds"
+        )
+
+    runs = [(path, json.loads(path.read_text())) for path in paths]
+    return [run for _, run in sorted(runs, key=finished)]
 
 
 def _mean_sd(values: List[float]) -> Dict[str, float]:
@@ -152,8 +167,7 @@ def main() -> None:
     parser.add_argument("--note", action="append", default=[])
     parser.add_argument("--stats", type=Path, help="corpus/stats.json from the prepare step, to state the test sizes")
     args = parser.parse_args()
-    # In the order the runs finished (the workflow's order).
-    runs = [json.loads(p.read_text()) for p in sorted(args.metrics.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+    runs = read_in_run_order(args.metrics.glob("*.json"))
     if not runs:
         raise SystemExit(f"No metrics in {args.metrics}: run the training steps first")
     rows = summarize(runs)

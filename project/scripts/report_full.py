@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy
 import spacy
-from report import _fmt, summarize, test_data_note, write_plot, write_reliability_plot
+from report import _fmt, read_in_run_order, summarize, test_data_note, write_plot, write_reliability_plot
 from spacy.tokens import DocBin
 from spacy.training import Example
 
@@ -33,8 +33,7 @@ VOCAB = spacy.blank("en").vocab
 
 def load_runs(metrics: Path) -> List[dict]:
     """Every run's metrics, in the order the runs finished (the workflow's order)."""
-    paths = sorted(metrics.glob("*/seed-*.json"), key=lambda p: p.stat().st_mtime)
-    return [json.loads(path.read_text()) for path in paths]
+    return read_in_run_order(metrics.glob("*/seed-*.json"))
 
 
 def previous_table(path: Path, runs: List[dict]) -> Tuple[List[dict], Dict[str, dict]]:

@@ -1,6 +1,8 @@
 """scripts/report.py's rows: one per method and setting, in a fixed order of methods whatever the run order."""
 
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 # Loaded under its own name: project/bench has a report module too, which test_bench imports as `report`.
@@ -35,3 +37,17 @@ def test_rows_go_baselines_first_then_our_components_and_a_rerun_keeps_its_place
     ]
     bidir = rows[3]
     assert bidir["runs"] == 2 and abs(bidir["f"]["mean"] - 0.25) < 1e-9 and bidir["f"]["n"] == 2
+
+
+def test_runs_are_read_in_the_order_they_finished_not_in_file_time_order(tmp_path):
+    # A git checkout gives every metrics file the checkout's time; the recorded finish time keeps the order.
+    finished = {"b-first": "2026-01-01T10:00:00+00:00", "a-second": "2026-01-01T11:00:00+00:00"}
+    for i, (name, when) in enumerate(finished.items()):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"name": name, "finished": when}))
+        os.utime(path, (2_000_000_000 - i, 2_000_000_000 - i))  # file times in the opposite order
+    older = tmp_path / "c-older.json"  # written before runs recorded a finish time: its file time counts
+    older.write_text(json.dumps({"name": "c-older"}))
+    os.utime(older, (1_500_000_000, 1_500_000_000))  # 2017
+    runs = report.read_in_run_order(sorted(tmp_path.glob("*.json")))
+    assert [run["name"] for run in runs] == ["c-older", "b-first", "a-second"]
